@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Idempotent setup for a fresh machine: npm dependencies, then the Debian packages the
+# tests use as independent NBD peers. Safe to run on every test run; it only acts on
+# what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: installing npm dependencies" >&2
+  npm ci --no-audit --no-fund >&2
+fi
+
+peers_missing=()
+for tool in qemu-io:qemu-utils nbdcopy:libnbd-bin nbdkit:nbdkit fio:fio fusermount3:fuse3 mkfs.ext4:e2fsprogs losetup:mount; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || peers_missing+=("${tool##*:}")
+done
+if [ "${REWIND_SKIP_PEERS:-}" != "1" ] && [ ${#peers_missing[@]} -gt 0 ]; then
+  echo "setup: installing test peers: ${peers_missing[*]}" >&2
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    qemu-utils libnbd-bin nbdkit fio fuse3 e2fsprogs mount python3-libnbd >&2
+fi
