@@ -1,0 +1,122 @@
+import { describe, expect, it } from 'vitest';
+import type { Backend } from '../nbd/backend.js';
+import { RecordKind, type JournalRecord } from '../journal/record.js';
+import { journalFilter, type SpoolPort } from './journal-filter.js';
+
+/** An in-memory backend whose writes complete after a chosen delay, to expose reordering. */
+function memoryBackend(size: number, delays: number[] = []): Backend & { bytes: Buffer; flushes: number } {
+  const bytes = Buffer.alloc(size);
+  let call = 0;
+  const later = () => new Promise<void>((r) => setTimeout(r, delays[call++ % Math.max(delays.length, 1)] ?? 0));
+  const b = {
+    bytes,
+    flushes: 0,
+    size: BigInt(size),
+    capabilities: { readOnly: false, flush: true, fua: true, trim: true, zero: true, multiConn: true, blockStatus: true, cache: true },
+    blockSizes: { minimum: 1, preferred: 4096, maximum: 32 << 20 },
+    async pread(buf: Buffer, off: bigint) { bytes.copy(buf, 0, Number(off), Number(off) + buf.length); },
+    async pwrite(buf: Buffer, off: bigint) { await later(); buf.copy(bytes, Number(off)); },
+    async flush() { b.flushes++; },
+    async trim(off: bigint, len: number) { await later(); bytes.fill(0, Number(off), Number(off) + len); },
+    async zero(off: bigint, len: number) { await later(); bytes.fill(0, Number(off), Number(off) + len); },
+    async blockStatus(off: bigint, len: number) { return [{ offset: off, length: BigInt(len), flags: 0 }]; },
+    async cache() {},
+    async close() {},
+  };
+  return b;
+}
+
+function memorySpool(): SpoolPort & { records: JournalRecord[]; syncs: number } {
+  let seq = 0n;
+  const s = {
+    records: [] as JournalRecord[],
+    syncs: 0,
+    get lastSeq() { return seq; },
+    async append(e: { kind: RecordKind; flags: number; offset: bigint; length: number; payload: Buffer }) {
+      seq += 1n;
+      const rec = { ...e, seq, time: seq, payload: Buffer.from(e.payload) } as JournalRecord;
+      s.records.push(rec);
+      return rec;
+    },
+    async sync() { s.syncs++; return seq; },
+  };
+  return s;
+}
+
+function replay(records: JournalRecord[], size: number): Buffer {
+  const img = Buffer.alloc(size);
+  for (const r of records) {
+    const o = Number(r.offset);
+    if (r.kind === RecordKind.Write) r.payload.copy(img, o);
+    else if (r.kind === RecordKind.Trim || r.kind === RecordKind.Zero) img.fill(0, o, o + r.length);
+  }
+  return img;
+}
+
+describe('journalFilter', () => {
+  it('journals every mutation so replay equals the device, even when overlapping writes complete out of order', async () => {
+    // The first write is slow and the second fast: without the range lock the device
+    // would end with the first write's bytes while the journal says the second came last.
+    const backend = memoryBackend(1 << 16, [30, 0, 5, 0]);
+    const spool = memorySpool();
+    const b = await journalFilter({ spool })(backend);
+    await Promise.all([
+      b.pwrite(Buffer.alloc(4096, 0xaa), 0n, { fua: false }),
+      b.pwrite(Buffer.alloc(1000, 0xbb), 100n, { fua: false }),
+      b.zero(50n, 20, { fua: false, noHole: false }),
+      b.trim(8192n, 4096, { fua: false }),
+    ]);
+    // The trim overlaps nothing and may be journaled first; the overlapping three keep
+    // their submission order.
+    const overlapping = spool.records.filter((r) => r.offset < 4096n).map((r) => [r.kind, r.offset]);
+    expect(overlapping).toEqual([[RecordKind.Write, 0n], [RecordKind.Write, 100n], [RecordKind.Zero, 50n]]);
+    expect(spool.records).toHaveLength(4);
+    expect(replay(spool.records, 1 << 16).equals(backend.bytes)).toBe(true);
+  });
+
+  it('makes FLUSH sync the spool and the backing volume', async () => {
+    const backend = memoryBackend(4096);
+    const spool = memorySpool();
+    const b = await journalFilter({ spool })(backend);
+    await b.pwrite(Buffer.alloc(10, 1), 0n, { fua: false });
+    await b.flush();
+    expect(spool.syncs).toBe(1);
+    expect(backend.flushes).toBe(1);
+  });
+
+  it('in flush-sync mode waits for the collector at FLUSH and FUA but not on plain writes', async () => {
+    const waited: bigint[] = [];
+    const spool = memorySpool();
+    const b = await journalFilter({ spool, mode: 'flush-sync', waitRemote: async (s) => { waited.push(s); } })(memoryBackend(8192));
+    await b.pwrite(Buffer.alloc(10, 1), 0n, { fua: false });
+    expect(waited).toEqual([]);
+    await b.pwrite(Buffer.alloc(10, 2), 100n, { fua: true });
+    expect(waited).toEqual([2n]);
+    await b.pwrite(Buffer.alloc(10, 3), 200n, { fua: false });
+    await b.flush();
+    expect(waited).toEqual([2n, 3n]);
+  });
+
+  it('in sync mode waits for the collector on every mutation', async () => {
+    const waited: bigint[] = [];
+    const b = await journalFilter({ spool: memorySpool(), mode: 'sync', waitRemote: async (s) => { waited.push(s); } })(memoryBackend(8192));
+    await b.pwrite(Buffer.alloc(10, 1), 0n, { fua: false });
+    await b.trim(0n, 512, { fua: false });
+    expect(waited).toEqual([1n, 2n]);
+  });
+
+  it('refuses a remote durability mode without a shipper', () => {
+    expect(() => journalFilter({ spool: memorySpool(), mode: 'flush-sync' })).toThrow(/needs a shipper/);
+  });
+
+  it('does not wait for the collector when the spool dropped to dirty tracking', async () => {
+    const spool = memorySpool();
+    spool.append = async () => null;
+    let waits = 0;
+    const backend = memoryBackend(4096);
+    const b = await journalFilter({ spool, mode: 'sync', waitRemote: async () => { waits++; } })(backend);
+    await b.pwrite(Buffer.alloc(4, 7), 0n, { fua: false });
+    expect(waits).toBe(0);
+    expect(backend.bytes[0]).toBe(7);
+  });
+});
