@@ -1,0 +1,228 @@
+import type * as grpc from '@grpc/grpc-js';
+import { ErrorCodes, RewindError } from '../../core/errors.js';
+import type { Logger } from '../../core/logger.js';
+import { encodeHeader, type JournalRecord, type RecordKind } from '../../journal/record.js';
+import { checkVolumeName, unauthenticated } from './auth.js';
+import type { AppendRequestMsg, AppendResponseMsg, BatchMsg, EntryMsg, HelloMsg } from './messages.js';
+import { toStatus } from './status.js';
+import type { StorePort, VolumePort } from './store-port.js';
+
+/**
+ * Batches received but not yet durable, per stream. Past this we stop reading the
+ * stream, so HTTP/2 flow control pushes back on the shipper instead of us buffering:
+ * two batches keep the disk busy (one being fsync'd, one ready) without unbounded memory.
+ */
+export const APPEND_WINDOW_BATCHES = 2;
+
+type AppendCall = grpc.ServerDuplexStream<AppendRequestMsg, AppendResponseMsg>;
+
+interface Session {
+  id: number;
+  volume: string;
+  /** End this stream because a newer one took the volume over. */
+  displace(): void;
+  /** Settles when no append of this stream is in flight. */
+  idle(): Promise<void>;
+}
+
+/**
+ * One writer per volume. A newer Append stream DISPLACES the older one (which ends with
+ * UNAVAILABLE) rather than being refused: after a network cut the server often still
+ * holds the dead stream until keepalive notices, and refusing would lock the reconnecting
+ * shipper out for that long. The newcomer waits for the old stream's in-flight append to
+ * finish before reading the durable seq it welcomes with, so the resume point is exact.
+ */
+export class WriterRegistry {
+  private readonly sessions = new Map<string, Session>();
+  private nextId = 1;
+
+  newId(): number {
+    return this.nextId++;
+  }
+
+  async claim(s: Session, logger: Logger): Promise<void> {
+    const old = this.sessions.get(s.volume);
+    this.sessions.set(s.volume, s);
+    if (old && old !== s) {
+      logger.warn('append stream displaced by a newer one', { volume: s.volume, old: old.id, new: s.id });
+      old.displace();
+      await old.idle();
+    }
+  }
+
+  release(s: Session): void {
+    if (this.sessions.get(s.volume) === s) this.sessions.delete(s.volume);
+  }
+
+  connected(volume: string): boolean {
+    return this.sessions.has(volume);
+  }
+
+  displaceAll(): void {
+    for (const s of [...this.sessions.values()]) s.displace();
+  }
+}
+
+export interface AppendDeps {
+  store: StorePort;
+  registry: WriterRegistry;
+  logger: Logger;
+  /** Create unknown volumes on first Hello (default true). */
+  createVolumes: boolean;
+}
+
+/** Entry message → journal record, refusing it if the CRC the shipper computed disagrees. */
+export function entryToRecord(e: EntryMsg, volume: string): JournalRecord {
+  const rec: JournalRecord = {
+    kind: e.kind as RecordKind,
+    flags: e.flags,
+    seq: BigInt(e.seq),
+    time: BigInt(e.time),
+    offset: BigInt(e.offset),
+    length: e.length,
+    payload: e.payload ?? Buffer.alloc(0),
+  };
+  if (rec.kind < 1 || rec.kind > 4) {
+    throw new RewindError(ErrorCodes.PROTOCOL, `entry seq ${rec.seq} of volume "${volume}" has unknown kind ${rec.kind}`);
+  }
+  const crc = encodeHeader(rec).readUInt32LE(44);
+  if (crc !== e.crc >>> 0) {
+    throw new RewindError(
+      ErrorCodes.CHECKSUM_MISMATCH,
+      `entry seq ${rec.seq} of volume "${volume}" arrived with CRC 0x${(e.crc >>> 0).toString(16)} but its bytes give 0x${crc.toString(16)}; the shipper resends after reconnecting`,
+      { details: { volume, seq: rec.seq } },
+    );
+  }
+  return rec;
+}
+
+async function openVolume(deps: AppendDeps, hello: HelloMsg): Promise<VolumePort> {
+  checkVolumeName(hello.volume);
+  if (!hello.token) throw unauthenticated(hello.volume);
+  const existing = await deps.store.volume(hello.volume);
+  if (existing) {
+    if (!existing.checkToken(hello.token)) throw unauthenticated(hello.volume);
+    return existing;
+  }
+  if (!deps.createVolumes) {
+    throw new RewindError(
+      ErrorCodes.NOT_FOUND,
+      `volume "${hello.volume}" does not exist and this collector does not create volumes on first contact (createVolumes: false); create it through the API first`,
+      { details: { volume: hello.volume } },
+    );
+  }
+  const size = BigInt(hello.size || '0');
+  if (size <= 0n) throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `Hello for new volume "${hello.volume}" must carry its size in bytes`);
+  deps.logger.info('volume created on first hello', { volume: hello.volume, size });
+  return deps.store.createVolume(hello.volume, size, { token: hello.token });
+}
+
+export function appendHandler(deps: AppendDeps): (call: AppendCall) => void {
+  return (call) => {
+    const id = deps.registry.newId();
+    let log = deps.logger.child({ stream: id });
+    let phase: 'hello' | 'opening' | 'streaming' | 'done' = 'hello';
+    let vol: VolumePort | undefined;
+    let session: Session | undefined;
+    const queue: BatchMsg[] = [];
+    let pumping: Promise<void> = Promise.resolve();
+    let running = false;
+    let clientEnded = false;
+
+    const finish = (err?: unknown): void => {
+      if (phase === 'done') return;
+      phase = 'done';
+      queue.length = 0;
+      if (session) deps.registry.release(session);
+      if (err === undefined) {
+        call.end();
+        return;
+      }
+      const st = toStatus(err);
+      log.warn('append stream ended with error', { code: st.metadata.get('rewind-error-code')[0], message: st.message });
+      // grpc-js turns an 'error' emitted on a server stream into the call's final status.
+      call.emit('error', st);
+    };
+
+    const pump = (): void => {
+      if (running || phase !== 'streaming') return;
+      running = true;
+      pumping = (async () => {
+        try {
+          while (queue.length > 0 && phase === 'streaming') {
+            const batch = queue.shift()!;
+            if (call.isPaused() && queue.length < APPEND_WINDOW_BATCHES) call.resume();
+            const floor = vol!.durableSeq;
+            const records = batch.entries.map((e) => entryToRecord(e, vol!.name)).filter((r) => r.seq > floor);
+            const durable = records.length > 0 ? await vol!.append(records) : vol!.durableSeq;
+            if (phase !== 'streaming') return;
+            call.write({ msg: 'ack', ack: { durable_seq: durable.toString() } });
+          }
+          if (clientEnded && queue.length === 0) finish();
+        } catch (err) {
+          finish(err);
+        } finally {
+          running = false;
+        }
+      })();
+    };
+
+    call.on('data', (req: AppendRequestMsg) => {
+      if (phase === 'done') return;
+      if (phase === 'hello') {
+        if (req.msg !== 'hello' || !req.hello) {
+          finish(new RewindError(ErrorCodes.PROTOCOL, 'the first message on an Append stream must be Hello'));
+          return;
+        }
+        phase = 'opening';
+        call.pause();
+        const hello = req.hello;
+        log = log.child({ volume: hello.volume });
+        void (async () => {
+          try {
+            vol = await openVolume(deps, hello);
+            session = {
+              id,
+              volume: vol.name,
+              displace: () => finish(new RewindError(ErrorCodes.UNAVAILABLE, `a newer Append stream took over volume "${hello.volume}"`)),
+              idle: () => pumping.catch(() => undefined),
+            };
+            await deps.registry.claim(session, log);
+            if ((phase as string) === 'done') return;
+            if (BigInt(hello.generation || '0') !== vol.generation) {
+              log.warn('shipper generation differs from the collector', { shipper: hello.generation, collector: vol.generation });
+            }
+            phase = 'streaming';
+            log.info('append stream open', { durableSeq: vol.durableSeq, shipperBelieves: hello.last_durable_seq });
+            call.write({ msg: 'welcome', welcome: { durable_seq: vol.durableSeq.toString(), generation: vol.generation.toString() } });
+            call.resume();
+            pump();
+          } catch (err) {
+            finish(err);
+          }
+        })();
+        return;
+      }
+      if (req.msg !== 'batch' || !req.batch) {
+        finish(new RewindError(ErrorCodes.PROTOCOL, 'only Batch messages may follow Hello on an Append stream'));
+        return;
+      }
+      queue.push(req.batch);
+      if (queue.length >= APPEND_WINDOW_BATCHES) call.pause();
+      pump();
+    });
+    call.on('end', () => {
+      clientEnded = true;
+      if (phase === 'streaming' && !running && queue.length === 0) finish();
+      else if (phase === 'hello') finish();
+    });
+    call.on('cancelled', () => {
+      phase = 'done';
+      queue.length = 0;
+      if (session) deps.registry.release(session);
+    });
+    call.on('error', () => {
+      if (session) deps.registry.release(session);
+    });
+  };
+}

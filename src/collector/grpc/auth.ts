@@ -1,0 +1,37 @@
+import type * as grpc from '@grpc/grpc-js';
+import { ErrorCodes, RewindError } from '../../core/errors.js';
+import type { StorePort, VolumePort } from './store-port.js';
+
+/** Volume names end up in paths and Kubernetes names: DNS-label-ish, bounded. */
+const VOLUME_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
+
+export function checkVolumeName(name: string): void {
+  if (!VOLUME_NAME.test(name)) {
+    throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `volume name "${name}" is invalid; use 1-253 characters of [A-Za-z0-9._-], starting alphanumeric`);
+  }
+}
+
+/** The token from the request body, else from `authorization: Bearer <token>` metadata. */
+export function tokenOf(bodyToken: string | undefined, metadata: grpc.Metadata | undefined): string {
+  if (bodyToken) return bodyToken;
+  const h = metadata?.get('authorization')?.[0];
+  if (typeof h === 'string' && h.startsWith('Bearer ')) return h.slice(7);
+  return '';
+}
+
+export function unauthenticated(volume: string): RewindError {
+  return new RewindError(
+    ErrorCodes.UNAUTHENTICATED,
+    `token for volume "${volume}" was refused; the shipper must present the token the volume was created with (check the ProtectedVolume's token secret)`,
+    { details: { volume } },
+  );
+}
+
+/** Look up an existing volume and check its token; NOT_FOUND / UNAUTHENTICATED otherwise. */
+export async function authorizedVolume(store: StorePort, name: string, token: string): Promise<VolumePort> {
+  checkVolumeName(name);
+  const vol = await store.volume(name);
+  if (!vol) throw new RewindError(ErrorCodes.NOT_FOUND, `volume "${name}" is not known to this collector; check the name or start its shipper first`, { details: { volume: name } });
+  if (!token || !vol.checkToken(token)) throw unauthenticated(name);
+  return vol;
+}

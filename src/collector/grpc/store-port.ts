@@ -1,0 +1,69 @@
+import type { JournalRecord } from '../../journal/record.js';
+
+/**
+ * What the gRPC service needs of the collector store (src/collector/store/). Declared
+ * here so the service depends on a narrow port, not on the store's internals; the real
+ * store is adapted to it in store-adapter.ts. Every method may be sync or async.
+ */
+export type PointSpec = { now: true } | { time: bigint } | { mark: string } | { seq: bigint };
+
+export interface ResolvedPoint {
+  seq: bigint;
+  time: bigint;
+}
+
+export interface MarkInfo {
+  name: string;
+  seq: bigint;
+  time: bigint;
+}
+
+export interface StoreExtent {
+  offset: bigint;
+  length: bigint;
+  /** Reads as zeroes in the younger point (trimmed / zeroed). */
+  zero?: boolean;
+}
+
+/** Receives a restored image in ascending offset order, each byte at most once. */
+export interface RestoreSink {
+  write(offset: bigint, data: Buffer): Promise<void>;
+  zero(offset: bigint, length: bigint): Promise<void>;
+}
+
+export interface VolumeStatusInfo {
+  name: string;
+  size: bigint;
+  generation: bigint;
+  durableSeq: bigint;
+  durableTime: bigint;
+  windowOldest: bigint;
+  windowNewest: bigint;
+  journalBytes: bigint;
+  detail?: Record<string, unknown>;
+}
+
+export interface VolumePort {
+  readonly name: string;
+  readonly size: bigint;
+  readonly durableSeq: bigint;
+  readonly generation: bigint;
+  /** True when `token` is this volume's token (the store keeps it with the volume). */
+  checkToken(token: string): boolean;
+  /** Idempotent for seq ≤ durableSeq; JOURNAL_SEQ_GAP on a gap. Resolves once durable. */
+  append(records: JournalRecord[]): Promise<bigint>;
+  addMark(name: string, at?: PointSpec): Promise<MarkInfo> | MarkInfo;
+  marks(): Promise<MarkInfo[]> | MarkInfo[];
+  resolve(point: PointSpec): Promise<ResolvedPoint> | ResolvedPoint;
+  restore(point: PointSpec, sink: RestoreSink, opts?: { changedSince?: PointSpec; onProgress?: (doneBytes: bigint) => void }): Promise<void>;
+  diff(from: PointSpec, to: PointSpec): Promise<StoreExtent[]> | StoreExtent[];
+  allocated(point: PointSpec): Promise<StoreExtent[]> | StoreExtent[];
+  status(): Promise<VolumeStatusInfo> | VolumeStatusInfo;
+}
+
+export interface StorePort {
+  /** Undefined when no such volume. */
+  volume(name: string): Promise<VolumePort | undefined> | VolumePort | undefined;
+  createVolume(name: string, size: bigint, opts: { token: string }): Promise<VolumePort> | VolumePort;
+  volumeNames(): Promise<string[]> | string[];
+}
