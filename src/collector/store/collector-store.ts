@@ -1,0 +1,93 @@
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { ErrorCodes, RewindError, fromSystemError } from '../../core/errors.js';
+import type { HybridClock } from '../../core/hlc.js';
+import { silentLogger, type Logger } from '../../core/logger.js';
+import type { RetentionPolicy } from './retention.js';
+import { VolumeStore } from './volume-store.js';
+
+export interface CollectorStoreOptions {
+  segmentBytes?: number;
+  /** Interval of the planner's first-update bitmaps (default 1 s); see change-bitmaps.ts. */
+  intervalNs?: bigint;
+  bitmapBlockSize?: number;
+  retention?: RetentionPolicy;
+  clock?: HybridClock;
+  logger?: Logger;
+}
+
+/** Volume names become directory names: keep them to what Kubernetes allows and more. */
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
+
+/**
+ * The collector's storage: `<dataDir>/volumes/<name>/` per volume (volume.json, journal/,
+ * checkpoints/, marks.json). A library: no network; the gRPC/HTTP services sit on top.
+ */
+export class CollectorStore {
+  private readonly vols = new Map<string, VolumeStore>();
+  private readonly creating = new Map<string, Promise<VolumeStore>>();
+
+  private constructor(readonly dataDir: string, readonly opts: CollectorStoreOptions, private readonly log: Logger) {}
+
+  static async open(dataDir: string, opts: CollectorStoreOptions = {}): Promise<CollectorStore> {
+    const log = opts.logger ?? silentLogger;
+    const root = path.join(dataDir, 'volumes');
+    try {
+      await fsp.mkdir(root, { recursive: true });
+    } catch (err) {
+      throw fromSystemError(err, `create collector data directory ${root}`);
+    }
+    const s = new CollectorStore(dataDir, opts, log);
+    for (const name of (await fsp.readdir(root)).sort()) {
+      if (!NAME_RE.test(name)) continue;
+      const dir = path.join(root, name);
+      if (!(await fsp.stat(path.join(dir, 'volume.json')).catch(() => null))) continue;
+      s.vols.set(name, await VolumeStore.open(dir, s.volumeOptions()));
+    }
+    log.info('collector store open', { dataDir, volumes: s.vols.size });
+    return s;
+  }
+
+  private volumeOptions() {
+    return { segmentBytes: this.opts.segmentBytes, retention: this.opts.retention, logger: this.log };
+  }
+
+  volume(name: string): VolumeStore | undefined {
+    return this.vols.get(name);
+  }
+
+  listVolumes(): VolumeStore[] {
+    return [...this.vols.values()];
+  }
+
+  /** Create a volume, or return the existing one if it has the same size. */
+  async createVolume(name: string, size: bigint, opts: { token?: string } = {}): Promise<VolumeStore> {
+    if (!NAME_RE.test(name)) {
+      throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `volume name "${name}" is not allowed; use letters, digits, '.', '_' and '-' (max 253), starting with a letter or digit`);
+    }
+    if (size <= 0n) throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `volume size must be positive, got ${size}`);
+    const pending = this.creating.get(name);
+    if (pending) await pending.catch(() => undefined);
+    const existing = this.vols.get(name);
+    if (existing) {
+      if (existing.size !== size) {
+        throw new RewindError(ErrorCodes.ALREADY_EXISTS, `volume ${name} exists with size ${existing.size}, not ${size}; resizing a protected volume needs a new volume name or a full resync`);
+      }
+      return existing;
+    }
+    const p = VolumeStore.create(path.join(this.dataDir, 'volumes', name), { name, size: size.toString(), generation: 1, token: opts.token }, this.volumeOptions());
+    this.creating.set(name, p);
+    try {
+      const v = await p;
+      this.vols.set(name, v);
+      return v;
+    } finally {
+      this.creating.delete(name);
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const v of this.vols.values()) await v.close();
+    this.vols.clear();
+  }
+}

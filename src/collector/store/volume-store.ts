@@ -1,0 +1,319 @@
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { ErrorCodes, RewindError } from '../../core/errors.js';
+import { formatNs } from '../../core/hlc.js';
+import { silentLogger, type Logger } from '../../core/logger.js';
+import { RecordKind, type JournalRecord } from '../../journal/record.js';
+import { JournalWriter } from '../../journal/writer.js';
+import { CheckpointWriter, listCheckpointManifests, loadLatestCheckpoint, removeCheckpoint, type Checkpoint } from './checkpoint.js';
+import { EntryIndex } from './entry-index.js';
+import { HistoryLock, Serial } from './history-lock.js';
+import { emitImage, type RestoreSink } from './image-emitter.js';
+import { allocatedExtents, diffPlan, planImage, type DiffExtent, type Extent } from './image-plan.js';
+import { readJson, writeJsonAtomic } from './json-file.js';
+import { consolidationTarget, type RetentionPolicy } from './retention.js';
+import { scrubVolume, type ScrubProblem } from './scrub.js';
+import { SegmentLocator } from './segment-locator.js';
+
+export type Point = { time: bigint } | { mark: string } | { seq: bigint };
+export interface MarkInfo { name: string; seq: bigint; time: bigint }
+export interface VolumeMeta { name: string; size: string; generation: number; token?: string }
+export interface VolumeOptions { segmentBytes?: number; retention?: RetentionPolicy; logger?: Logger }
+
+export function describePoint(p: Point): string {
+  if ('mark' in p) return `mark "${p.mark}"`;
+  if ('seq' in p) return `seq ${p.seq}`;
+  return `time ${formatNs(p.time)}`;
+}
+
+/** One protected volume in the collector: its journal, checkpoint, index and marks. */
+export class VolumeStore {
+  readonly name: string;
+  readonly size: bigint;
+  readonly token: string | undefined;
+  private gen: number;
+  private ckpt: Checkpoint;
+  private markMap = new Map<string, { seq: bigint; time: bigint }>();
+  private readonly serial = new Serial();
+  private readonly history = new HistoryLock();
+
+  private constructor(
+    readonly dir: string,
+    meta: VolumeMeta,
+    private writer: JournalWriter,
+    private readonly index: EntryIndex,
+    private readonly locator: SegmentLocator,
+    ckpt: Checkpoint,
+    private readonly opts: VolumeOptions,
+    private readonly log: Logger,
+  ) {
+    this.name = meta.name;
+    this.size = BigInt(meta.size);
+    this.token = meta.token;
+    this.gen = meta.generation;
+    this.ckpt = ckpt;
+  }
+
+  static async open(dir: string, opts: VolumeOptions = {}): Promise<VolumeStore> {
+    const meta = await readJson<VolumeMeta>(path.join(dir, 'volume.json'));
+    if (!meta) throw new RewindError(ErrorCodes.NOT_FOUND, `${dir} holds no volume.json; it is not a collector volume directory`);
+    const ckDir = path.join(dir, 'checkpoints');
+    await fsp.mkdir(ckDir, { recursive: true });
+    const ckpt = await loadLatestCheckpoint(ckDir);
+    // A crash between committing a checkpoint and removing the older one leaves both.
+    for (const m of await listCheckpointManifests(ckDir)) {
+      if (m !== ckpt.manifestPath) await fsp.rm(m, { force: true }), await fsp.rm(m.replace(/\.json$/, '.img'), { force: true });
+    }
+    const log = (opts.logger ?? silentLogger).child({ volume: meta.name });
+    const jdir = path.join(dir, 'journal');
+    const writer = await JournalWriter.open(jdir, { segmentBytes: opts.segmentBytes, logger: log, firstSeq: ckpt.seq + 1n });
+    const index = new EntryIndex(ckpt.seq + 1n);
+    const locator = new SegmentLocator(jdir);
+    await locator.catchUp(index, writer.durableSeq);
+    if (index.lastSeq < writer.durableSeq && writer.durableSeq > ckpt.seq) {
+      throw new RewindError(ErrorCodes.JOURNAL_CORRUPT, `volume ${meta.name}: journal ends at seq ${writer.durableSeq} but only seqs up to ${index.lastSeq} could be indexed; run scrub`);
+    }
+    const v = new VolumeStore(dir, meta, writer, index, locator, ckpt, opts, log);
+    const marks = (await readJson<Record<string, { seq: string; time: string }>>(path.join(dir, 'marks.json'))) ?? {};
+    for (const [n, m] of Object.entries(marks)) v.markMap.set(n, { seq: BigInt(m.seq), time: BigInt(m.time) });
+    // Mark records in the journal are marks too (they may be newer than marks.json).
+    for (let i = 0; i < index.count; i++) if (index.kinds[i] === RecordKind.Mark) await v.learnMarkRecord(index.seqAt(i));
+    return v;
+  }
+
+  static async create(dir: string, meta: VolumeMeta, opts: VolumeOptions = {}): Promise<VolumeStore> {
+    await fsp.mkdir(dir, { recursive: true });
+    await writeJsonAtomic(path.join(dir, 'volume.json'), meta);
+    return VolumeStore.open(dir, opts);
+  }
+
+  get durableSeq(): bigint {
+    const d = this.writer.durableSeq;
+    return d > this.ckpt.seq ? d : this.ckpt.seq;
+  }
+  get generation(): number {
+    return this.gen;
+  }
+
+  private timeOfSeq(seq: bigint): bigint {
+    return seq <= this.ckpt.seq ? this.ckpt.time : this.index.times[this.index.indexOf(seq)]!;
+  }
+
+  /** Append a batch idempotently; resolves with the new durable seq once fdatasync'ed. */
+  append(records: JournalRecord[]): Promise<bigint> {
+    return this.serial.run(async () => {
+      const from = this.durableSeq;
+      const fresh = records.filter((r) => r.seq > from);
+      if (fresh.length === 0) return from;
+      for (let i = 0; i < fresh.length; i++) {
+        const r = fresh[i]!;
+        const want = from + 1n + BigInt(i);
+        if (r.seq !== want) {
+          throw new RewindError(ErrorCodes.JOURNAL_SEQ_GAP, `volume ${this.name}: got seq ${r.seq} but the next durable seq is ${want}; resend from ${want}`, { details: { expected: want, got: r.seq } });
+        }
+        if (r.kind !== RecordKind.Mark && (r.offset + BigInt(r.length) > this.size)) {
+          throw new RewindError(ErrorCodes.OUT_OF_RANGE, `volume ${this.name}: seq ${r.seq} touches [${r.offset}, +${r.length}) beyond the volume size ${this.size}`);
+        }
+        if (r.kind === RecordKind.Write && r.payload.length !== r.length) {
+          throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `volume ${this.name}: write seq ${r.seq} has ${r.payload.length} payload bytes for length ${r.length}`);
+        }
+      }
+      try {
+        for (const r of fresh) {
+          this.writer.append(r);
+          this.index.push(r);
+        }
+        await this.writer.sync();
+      } catch (err) {
+        await this.recoverWriter();
+        throw err;
+      }
+      for (const r of fresh) if (r.kind === RecordKind.Mark) await this.learnMarkRecord(r.seq, r.payload.toString('utf8'));
+      return this.durableSeq;
+    });
+  }
+
+  /** After a failed write (disk full, EIO): reopen the journal at what is durable, drop the rest. */
+  private async recoverWriter(): Promise<void> {
+    await this.writer.close().catch(() => undefined);
+    this.writer = await JournalWriter.open(path.join(this.dir, 'journal'), { segmentBytes: this.opts.segmentBytes, logger: this.log, firstSeq: this.ckpt.seq + 1n });
+    const keep = Number(this.writer.durableSeq - this.index.baseSeq + 1n);
+    if (keep < this.index.count) this.index.count = Math.max(0, keep);
+    this.log.warn('journal reopened after a failed append', { durableSeq: this.writer.durableSeq });
+  }
+
+  private async learnMarkRecord(seq: bigint, name?: string): Promise<void> {
+    const i = this.index.indexOf(seq);
+    if (name === undefined) {
+      const rec = await this.locator.readRecord(this.index.segs[i]!, this.index.pos[i]!).catch(() => null);
+      if (!rec) return;
+      name = rec.payload.toString('utf8');
+    }
+    if (!this.markMap.has(name)) {
+      this.markMap.set(name, { seq, time: this.index.times[i]! });
+      await this.saveMarks();
+    }
+  }
+
+  private saveMarks(): Promise<void> {
+    const o: Record<string, { seq: string; time: string }> = {};
+    for (const [n, m] of this.markMap) o[n] = { seq: m.seq.toString(), time: m.time.toString() };
+    return writeJsonAtomic(path.join(this.dir, 'marks.json'), o);
+  }
+
+  /** Name a point (default: the latest durable state). Idempotent for the same name and point. */
+  addMark(name: string, at?: bigint): Promise<MarkInfo> {
+    return this.serial.run(async () => {
+      if (!name || name.length > 253) throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `mark name must be 1..253 characters`);
+      const r = at === undefined ? { seq: this.durableSeq, time: this.timeOfSeq(this.durableSeq) } : this.resolve({ time: at });
+      const time = at ?? r.time;
+      const old = this.markMap.get(name);
+      if (old) {
+        if (old.seq === r.seq) return { name, ...old };
+        throw new RewindError(ErrorCodes.ALREADY_EXISTS, `volume ${this.name}: mark "${name}" already names seq ${old.seq}; choose another name or delete it first`);
+      }
+      this.markMap.set(name, { seq: r.seq, time });
+      await this.saveMarks();
+      return { name, seq: r.seq, time };
+    });
+  }
+
+  marks(): MarkInfo[] {
+    return [...this.markMap].map(([name, m]) => ({ name, ...m })).sort((a, b) => (a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0));
+  }
+
+  window(): { earliest: bigint; latest: bigint; earliestSeq: bigint; latestSeq: bigint } {
+    const d = this.durableSeq;
+    return { earliest: this.ckpt.time, latest: this.timeOfSeq(d), earliestSeq: this.ckpt.seq, latestSeq: d };
+  }
+
+  private outOfWindow(p: Point): RewindError {
+    const w = this.window();
+    return new RewindError(ErrorCodes.POINT_OUT_OF_WINDOW, `volume ${this.name}: ${describePoint(p)} is before the restorable window [${formatNs(w.earliest)} (seq ${w.earliestSeq}), ${formatNs(w.latest)} (seq ${w.latestSeq})]; history before it was consolidated — pick a later point or a retained mark`, { details: { volume: this.name, earliest: w.earliest, latest: w.latest, earliestSeq: w.earliestSeq, latestSeq: w.latestSeq } });
+  }
+
+  /**
+   * The state a point names. A time resolves to the newest durable entry at or before it
+   * (a time after the latest entry is the latest durable state: the collector knows nothing
+   * newer); a time before the checkpoint is out of the window.
+   */
+  resolve(p: Point): { seq: bigint; time: bigint } {
+    const d = this.durableSeq;
+    if ('mark' in p) {
+      const m = this.markMap.get(p.mark);
+      if (!m) throw new RewindError(ErrorCodes.NOT_FOUND, `volume ${this.name} has no mark "${p.mark}"; list marks with status`);
+      if (m.seq < this.ckpt.seq) throw this.outOfWindow(p);
+      return { seq: m.seq, time: m.time };
+    }
+    if ('seq' in p) {
+      if (p.seq < this.ckpt.seq) throw this.outOfWindow(p);
+      if (p.seq > d) throw new RewindError(ErrorCodes.OUT_OF_RANGE, `volume ${this.name}: seq ${p.seq} is not durable yet (latest ${d})`);
+      return { seq: p.seq, time: this.timeOfSeq(p.seq) };
+    }
+    if (p.time < this.ckpt.time) throw this.outOfWindow(p);
+    let i = this.index.lastAtOrBefore(p.time);
+    const di = this.index.indexOf(d);
+    if (i > di) i = di;
+    const seq = i < 0 ? this.ckpt.seq : this.index.seqAt(i);
+    return { seq, time: this.timeOfSeq(seq) };
+  }
+
+  private idx(seq: bigint): number {
+    return this.index.indexOf(seq); // -1 for the checkpoint itself
+  }
+
+  restore(p: Point, sink: RestoreSink, opts: { changedSince?: Point; onProgress?: (done: bigint, total: bigint) => void } = {}): Promise<{ seq: bigint; time: bigint; bytes: bigint }> {
+    return this.history.read(async () => {
+      const r = this.resolve(p);
+      await this.locator.catchUp(this.index, r.seq);
+      const size = Number(this.size);
+      let ranges: Array<[number, number]> = [[0, size]];
+      if (opts.changedSince) {
+        const c = this.resolve(opts.changedSince);
+        const [lo, hi] = c.seq < r.seq ? [c.seq, r.seq] : [r.seq, c.seq];
+        ranges = diffPlan(this.index, this.idx(lo), this.idx(hi), size).map((e) => [Number(e.offset), Number(e.offset + e.length)]);
+      }
+      const plan = planImage(this.index, this.idx(r.seq), size);
+      const bytes = await emitImage({ plan, index: this.index, locator: this.locator, ckpt: this.ckpt, ranges, sink, onProgress: opts.onProgress });
+      return { ...r, bytes };
+    });
+  }
+
+  /**
+   * Changed extents between two points, ascending and merged, labelled by the younger
+   * point. Byte-exact from the log (finer than any bitmap): every byte that differs is
+   * reported; a byte rewritten with the value it already had is reported as changed too.
+   */
+  async diff(a: Point, b: Point): Promise<DiffExtent[]> {
+    const ra = this.resolve(a);
+    const rb = this.resolve(b);
+    const [lo, hi] = ra.seq < rb.seq ? [ra.seq, rb.seq] : [rb.seq, ra.seq];
+    return diffPlan(this.index, this.idx(lo), this.idx(hi), Number(this.size));
+  }
+
+  async allocated(p: Point): Promise<Extent[]> {
+    const r = this.resolve(p);
+    return allocatedExtents(planImage(this.index, this.idx(r.seq), Number(this.size)), this.ckpt);
+  }
+
+  /** Fold the log up to `upTo` into a new checkpoint and free whole segments below it. */
+  consolidate(upTo: Point): Promise<{ checkpointSeq: bigint; freedBytes: number }> {
+    return this.serial.run(() => this.history.write(async () => {
+      const r = this.resolve(upTo);
+      if (r.seq <= this.ckpt.seq) return { checkpointSeq: this.ckpt.seq, freedBytes: 0 };
+      await this.locator.catchUp(this.index, r.seq);
+      const cw = await CheckpointWriter.create(path.join(this.dir, 'checkpoints'), r.seq, this.size);
+      let next: Checkpoint;
+      try {
+        const plan = planImage(this.index, this.idx(r.seq), Number(this.size));
+        await emitImage({ plan, index: this.index, locator: this.locator, ckpt: this.ckpt, ranges: [[0, Number(this.size)]],
+          sink: async (c) => { if (c.data) await cw.write(c.offset, c.data); } });
+        next = await cw.commit(r.seq, r.time);
+      } catch (err) {
+        await cw.abort();
+        throw err;
+      }
+      const old = this.ckpt;
+      this.ckpt = next;
+      this.index.dropThrough(r.seq);
+      let freed = await removeCheckpoint(old);
+      freed += await this.writer.removeSegmentsBelow(r.seq + 1n);
+      await this.locator.prune();
+      this.log.info('consolidated', { checkpointSeq: r.seq, freedBytes: freed });
+      return { checkpointSeq: r.seq, freedBytes: freed };
+    }));
+  }
+
+  /** Drop expired marks, then consolidate what left the point-in-time window. */
+  async applyRetention(nowNs: bigint): Promise<{ checkpointSeq: bigint; freedBytes: number }> {
+    const pol = this.opts.retention;
+    if (!pol) return { checkpointSeq: this.ckpt.seq, freedBytes: 0 };
+    let dropped = false;
+    for (const [n, m] of this.markMap) if (m.time < nowNs - pol.marksNs) this.markMap.delete(n), (dropped = true);
+    if (dropped) await this.serial.run(() => this.saveMarks());
+    const cutoff = nowNs - pol.pointInTimeNs;
+    if (cutoff < this.ckpt.time) return { checkpointSeq: this.ckpt.seq, freedBytes: 0 };
+    const atCutoff = this.resolve({ time: cutoff }).seq;
+    const oldest = this.marks()[0]?.seq;
+    const target = consolidationTarget({ seqAtCutoff: atCutoff, oldestMarkSeq: oldest, checkpointSeq: this.ckpt.seq });
+    return this.consolidate({ seq: target });
+  }
+
+  async scrub(): Promise<{ ok: boolean; problems: ScrubProblem[] }> {
+    const problems = await scrubVolume(this.name, path.join(this.dir, 'journal'), path.join(this.dir, 'checkpoints'));
+    return { ok: problems.length === 0, problems };
+  }
+
+  status(): { name: string; size: bigint; durableSeq: bigint; latestTime: bigint; journalBytes: number; checkpointBytes: number; window: ReturnType<VolumeStore['window']>; marks: number; generation: number } {
+    const w = this.window();
+    return { name: this.name, size: this.size, durableSeq: this.durableSeq, latestTime: w.latest, journalBytes: this.writer.bytes,
+      checkpointBytes: this.ckpt.extents.reduce((a, e) => a + e[1], 0), window: w, marks: this.markMap.size, generation: this.gen };
+  }
+
+  close(): Promise<void> {
+    return this.serial.run(async () => {
+      await this.writer.close();
+      await this.locator.close();
+    });
+  }
+}
