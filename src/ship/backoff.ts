@@ -1,0 +1,62 @@
+/**
+ * Exponential back-off with "full jitter" (AWS architecture blog, 2015): the delay is
+ * uniform in [0, min(cap, base·2^attempt)], which spreads a fleet of shippers that lost
+ * the same collector instead of having them reconnect in lock-step.
+ */
+export interface BackoffOptions {
+  initialMs?: number;
+  maxMs?: number;
+  factor?: number;
+  /** Random source in [0, 1); injectable for tests. */
+  random?: () => number;
+}
+
+export class Backoff {
+  private attempt = 0;
+  readonly initialMs: number;
+  readonly maxMs: number;
+  readonly factor: number;
+  private readonly random: () => number;
+
+  constructor(opts: BackoffOptions = {}) {
+    this.initialMs = opts.initialMs ?? 100;
+    this.maxMs = opts.maxMs ?? 10_000;
+    this.factor = opts.factor ?? 2;
+    this.random = opts.random ?? Math.random;
+  }
+
+  /** Upper bound of the next delay (before jitter). */
+  ceiling(): number {
+    return Math.min(this.maxMs, this.initialMs * this.factor ** this.attempt);
+  }
+
+  /** The next delay in ms; grows the ceiling until it reaches maxMs. */
+  next(): number {
+    const ceil = this.ceiling();
+    if (ceil < this.maxMs) this.attempt++;
+    return Math.floor(this.random() * ceil);
+  }
+
+  /** After a connection that made progress: start again from the initial delay. */
+  reset(): void {
+    this.attempt = 0;
+  }
+
+  get attempts(): number {
+    return this.attempt;
+  }
+}
+
+/** setTimeout as a promise that an AbortSignal cuts short (resolves, never rejects). */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,0 +1,90 @@
+import type { Logger } from '../core/logger.js';
+import { RecordFlag, RecordKind, type JournalRecord } from '../journal/record.js';
+import type { Backend } from '../nbd/backend.js';
+
+/**
+ * Initial base copy of a volume that already holds data when protection starts
+ * (US 5799147: initial full copy, then only changes; skip unused sectors).
+ *
+ * ORDERING RULE — why any instant after protection-start restores exactly:
+ *  1. The journal filter is installed BEFORE the copy starts, so every write from then
+ *     on is journaled. It holds a range lock around "append entry + write device".
+ *  2. Each base chunk takes the SAME range lock around "read device + append BASE entry".
+ *  So for every byte, the journal orders the base chunk after every write that reached
+ *  the device before the read, and before every write that reaches it after. Replaying
+ *  the journal to any seq ≥ the last base chunk's seq (= protection start) gives, for
+ *  each byte, either the chunk (the device's content when read, which already included
+ *  all earlier writes) or a later journaled write — exactly the device at that instant.
+ *  Ranges that read as zeroes (block status ZERO) are skipped: the collector's empty
+ *  image is zero there, and a write landing in them later is journaled by rule 1.
+ */
+export interface RangeLockPort {
+  acquire(offset: bigint, length: number): Promise<() => void>;
+}
+
+export interface BaseCopySpool {
+  append(e: { kind: RecordKind; flags: number; offset: bigint; length: number; payload: Buffer }): Promise<JournalRecord | null>;
+}
+
+export interface BaseCopyOptions {
+  /** The backing volume (reads may go through the journal filter or beneath it). */
+  backend: Backend;
+  spool: BaseCopySpool;
+  /** The journal filter's lock (the lead wires the same instance into both). */
+  lock: RangeLockPort;
+  chunkSize?: number;
+  signal?: AbortSignal;
+  logger?: Logger;
+  onProgress?: (doneBytes: bigint, size: bigint) => void;
+}
+
+export interface BaseCopyResult {
+  /** Seq of the last base chunk; 0n when nothing needed copying. */
+  protectionStartSeq: bigint;
+  bytesCopied: bigint;
+  chunks: number;
+}
+
+/** Block-status window per query; bounds the extent list a backend returns at once. */
+const STATUS_WINDOW = 256 * 1024 * 1024;
+const NBD_STATE_ZERO = 2;
+
+export async function runBaseCopy(opts: BaseCopyOptions): Promise<BaseCopyResult> {
+  const { backend, spool, lock } = opts;
+  const chunk = opts.chunkSize ?? 1024 * 1024;
+  const size = backend.size;
+  let last = 0n;
+  let copied = 0n;
+  let chunks = 0;
+  for (let win = 0n; win < size; win += BigInt(STATUS_WINDOW)) {
+    if (opts.signal?.aborted) break;
+    const winLen = Number(size - win < BigInt(STATUS_WINDOW) ? size - win : BigInt(STATUS_WINDOW));
+    const extents = backend.capabilities.blockStatus
+      ? await backend.blockStatus(win, winLen)
+      : [{ offset: win, length: BigInt(winLen), flags: 0 }];
+    for (const e of extents) {
+      if (e.flags & NBD_STATE_ZERO) continue;
+      const end = e.offset + e.length > win + BigInt(winLen) ? win + BigInt(winLen) : e.offset + e.length;
+      for (let off = e.offset; off < end; off += BigInt(chunk)) {
+        if (opts.signal?.aborted) break;
+        const len = Number(end - off < BigInt(chunk) ? end - off : BigInt(chunk));
+        const release = await lock.acquire(off, len);
+        let rec: JournalRecord | null;
+        try {
+          const buf = Buffer.allocUnsafe(len);
+          await backend.pread(buf, off);
+          rec = await spool.append({ kind: RecordKind.Write, flags: RecordFlag.Base, offset: off, length: len, payload: buf });
+        } finally {
+          release();
+        }
+        // null: the spool is full and tracks the extent as dirty; the resync covers it.
+        if (rec) last = rec.seq;
+        copied += BigInt(len);
+        chunks++;
+        opts.onProgress?.(off + BigInt(len), size);
+      }
+    }
+  }
+  opts.logger?.info('base copy done', { bytesCopied: copied, chunks, protectionStartSeq: last });
+  return { protectionStartSeq: last, bytesCopied: copied, chunks };
+}

@@ -1,0 +1,323 @@
+import * as grpc from '@grpc/grpc-js';
+import { ErrorCodes, RewindError } from '../core/errors.js';
+import { silentLogger, type Logger } from '../core/logger.js';
+import type { AppendRequestMsg, AppendResponseMsg, EntryMsg } from '../collector/grpc/messages.js';
+import { fromGrpcError } from '../collector/grpc/status.js';
+import { encodeHeader, RECORD_HEADER_SIZE, type JournalRecord } from '../journal/record.js';
+import type { Backend } from '../nbd/backend.js';
+import { Backoff, sleep, type BackoffOptions } from './backoff.js';
+import { runBaseCopy, type BaseCopyResult, type BaseCopySpool, type RangeLockPort } from './base-copy.js';
+import { DurableWaiters } from './durability.js';
+import type { DurabilityMode } from './journal-filter.js';
+import { TokenBucket } from './throttle.js';
+import { collectorClient, type CollectorClient, type CollectorTarget } from './transport.js';
+
+/** What the shipper needs of the spool (src/ship/spool.ts). */
+export interface ShipperSpool extends BaseCopySpool {
+  readonly lastSeq: bigint;
+  read(fromSeq: bigint, opts?: { maxRecords?: number; maxBytes?: number; coalesce?: boolean }): Promise<JournalRecord[]>;
+  waitForRecords(afterSeq: bigint, signal?: AbortSignal): Promise<void>;
+  ack(seq: bigint): void | Promise<void>;
+}
+
+export interface ShipperOptions {
+  spool: ShipperSpool;
+  volume: string;
+  size: bigint;
+  token: string;
+  target: CollectorTarget;
+  mode?: DurabilityMode;
+  generation?: bigint;
+  maxBatchBytes?: number;
+  maxBatchRecords?: number;
+  /** Unacknowledged bytes on the wire before the sender waits for acks. */
+  maxInflightBytes?: number;
+  bandwidthBytesPerSec?: number;
+  coalesce?: boolean;
+  backoff?: BackoffOptions;
+  /** First protection of a volume that already holds data: copy it, ordered by `lock`. */
+  baseCopy?: { backend: Backend; lock: RangeLockPort; chunkSize?: number };
+  logger?: Logger;
+}
+
+export interface ShipperStatus {
+  connected: boolean;
+  ackedSeq: bigint;
+  sentSeq: bigint;
+  lastSeq: bigint;
+  lagSeconds: number;
+  lagRecords: bigint;
+  bytesSent: bigint;
+  reconnects: number;
+  lastError?: { code: string; message: string };
+  baseCopy?: 'running' | 'done' | 'failed';
+  protectionStartSeq?: bigint;
+}
+
+interface Sent {
+  lastSeq: bigint;
+  firstTime: bigint;
+  bytes: number;
+}
+
+const WELCOME_TIMEOUT_MS = 10_000;
+
+/**
+ * Streams the spool to the collector (DESIGN §3 "Stream"). One Append stream at a time;
+ * after any disconnect it reconnects with jittered exponential back-off and resumes from
+ * the collector's durable seq (Welcome), so nothing is skipped, and anything re-sent is
+ * ignored by the collector (idempotent for seq ≤ durable). Acks advance the durability
+ * waiters and let the spool free space.
+ */
+export class Shipper {
+  private readonly o: Required<Pick<ShipperOptions, 'maxBatchBytes' | 'maxBatchRecords' | 'maxInflightBytes' | 'mode'>> & ShipperOptions;
+  private readonly log: Logger;
+  private readonly waiters = new DurableWaiters();
+  private readonly bucket: TokenBucket | undefined;
+  private readonly backoff: Backoff;
+  private client: CollectorClient | undefined;
+  private stopper = new AbortController();
+  private loop: Promise<void> | undefined;
+  private call: grpc.ClientDuplexStream<AppendRequestMsg, AppendResponseMsg> | undefined;
+  private connected = false;
+  private sentSeq = 0n;
+  private bytesSent = 0n;
+  private reconnects = 0;
+  private inflight: Sent[] = [];
+  private inflightBytes = 0;
+  private ackWake: (() => void) | undefined;
+  private lastAckWall = Date.now();
+  private lastError: RewindError | undefined;
+  private base: { state: 'running' | 'done' | 'failed'; result?: BaseCopyResult; promise?: Promise<BaseCopyResult> } | undefined;
+
+  constructor(opts: ShipperOptions) {
+    this.o = { maxBatchBytes: 1024 * 1024, maxBatchRecords: 1024, maxInflightBytes: 16 * 1024 * 1024, mode: 'flush-sync', ...opts };
+    this.log = (opts.logger ?? silentLogger).child({ volume: opts.volume });
+    this.bucket = opts.bandwidthBytesPerSec ? new TokenBucket(opts.bandwidthBytesPerSec) : undefined;
+    this.backoff = new Backoff(opts.backoff);
+  }
+
+  get mode(): DurabilityMode {
+    return this.o.mode;
+  }
+
+  start(): void {
+    if (this.loop) return;
+    this.client = collectorClient(this.o.target);
+    this.loop = this.run();
+    if (this.o.baseCopy) {
+      const bc = this.o.baseCopy;
+      this.base = { state: 'running' };
+      this.base.promise = runBaseCopy({ backend: bc.backend, lock: bc.lock, chunkSize: bc.chunkSize, spool: this.o.spool, signal: this.stopper.signal, logger: this.log });
+      this.base.promise.then(
+        (r) => Object.assign(this.base!, { state: 'done', result: r }),
+        (err) => {
+          this.base!.state = 'failed';
+          this.log.error('base copy failed', { err });
+        },
+      );
+    }
+  }
+
+  /** Resolves with protection start once the base copy finished (immediately if none). */
+  async baseCopyDone(): Promise<BaseCopyResult | undefined> {
+    return this.base?.promise;
+  }
+
+  /** Resolves once the collector durably holds every entry ≤ seq. */
+  waitDurable(seq: bigint, signal?: AbortSignal): Promise<void> {
+    return this.waiters.wait(seq, signal);
+  }
+
+  /** Wait until everything in the spool right now is acknowledged. */
+  drain(signal?: AbortSignal): Promise<void> {
+    return this.waiters.wait(this.o.spool.lastSeq, signal);
+  }
+
+  async stop(): Promise<void> {
+    this.stopper.abort();
+    this.call?.cancel();
+    await this.loop?.catch(() => undefined);
+    await this.base?.promise?.catch(() => undefined);
+    this.waiters.fail(new RewindError(ErrorCodes.CLOSED, `shipper for volume "${this.o.volume}" stopped before the collector acknowledged; the entries stay in the spool and ship on restart`));
+    this.client?.close();
+    this.loop = undefined;
+  }
+
+  status(): ShipperStatus {
+    const lastSeq = this.o.spool.lastSeq;
+    const acked = this.waiters.ackedSeq;
+    let lagSeconds = 0;
+    if (lastSeq > acked) {
+      const oldest = this.inflight[0];
+      lagSeconds = oldest
+        ? Math.max(0, (Date.now() - Number(oldest.firstTime / 1_000_000n)) / 1000)
+        : (Date.now() - this.lastAckWall) / 1000;
+    }
+    return {
+      connected: this.connected,
+      ackedSeq: acked,
+      sentSeq: this.sentSeq,
+      lastSeq,
+      lagSeconds,
+      lagRecords: lastSeq > acked ? lastSeq - acked : 0n,
+      bytesSent: this.bytesSent,
+      reconnects: this.reconnects,
+      lastError: this.lastError ? { code: this.lastError.code, message: this.lastError.message } : undefined,
+      baseCopy: this.base?.state,
+      protectionStartSeq: this.base?.result?.protectionStartSeq,
+    };
+  }
+
+  private async run(): Promise<void> {
+    const stop = this.stopper.signal;
+    while (!stop.aborted) {
+      try {
+        await this.session();
+      } catch (err) {
+        const re = fromGrpcError(err, `append stream to ${this.o.target.address}`);
+        if (!stop.aborted) {
+          this.lastError = re;
+          // Refusals need an operator (token, certificate, name): say so loudly, keep trying.
+          const level = re.code === ErrorCodes.UNAUTHENTICATED || re.code === ErrorCodes.NOT_FOUND ? 'error' : 'warn';
+          this.log[level]('append stream failed; reconnecting', { code: re.code, message: re.message });
+        }
+      }
+      this.connected = false;
+      this.call = undefined;
+      if (stop.aborted) break;
+      this.reconnects++;
+      await sleep(this.backoff.next(), stop);
+    }
+  }
+
+  /** One Append stream: Hello → Welcome → batches ⇄ acks, until it breaks. */
+  private session(): Promise<void> {
+    const stop = this.stopper.signal;
+    const sess = new AbortController();
+    const onStop = () => sess.abort();
+    stop.addEventListener('abort', onStop, { once: true });
+    const call = (this.client!.Append as () => grpc.ClientDuplexStream<AppendRequestMsg, AppendResponseMsg>).call(this.client);
+    this.call = call;
+
+    return new Promise<void>((resolve, reject) => {
+      let welcomed = false;
+      let settled = false;
+      const settle = (err?: unknown) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(welcomeTimer);
+        sess.abort();
+        stop.removeEventListener('abort', onStop);
+        this.ackWake?.();
+        call.cancel();
+        if (err) reject(err);
+        else resolve();
+      };
+      const welcomeTimer = setTimeout(
+        () => settle(new RewindError(ErrorCodes.TIMEOUT, `collector ${this.o.target.address} did not answer Hello within ${WELCOME_TIMEOUT_MS} ms`)),
+        WELCOME_TIMEOUT_MS,
+      );
+
+      call.on('data', (m: AppendResponseMsg) => {
+        if (m.msg === 'welcome' && m.welcome && !welcomed) {
+          welcomed = true;
+          clearTimeout(welcomeTimer);
+          const durable = BigInt(m.welcome.durable_seq);
+          this.onWelcome(durable);
+          this.send(call, durable + 1n, sess.signal).then(() => undefined, settle);
+        } else if (m.msg === 'ack' && m.ack) {
+          this.onAck(BigInt(m.ack.durable_seq));
+        }
+      });
+      call.on('error', (err) => settle(err));
+      call.on('end', () => settle(new RewindError(ErrorCodes.UNAVAILABLE, 'collector ended the append stream')));
+      stop.aborted ? settle() : stop.addEventListener('abort', () => settle(), { once: true });
+
+      call.write({
+        msg: 'hello',
+        hello: {
+          volume: this.o.volume,
+          size: this.o.size.toString(),
+          generation: (this.o.generation ?? 0n).toString(),
+          token: this.o.token,
+          last_durable_seq: this.waiters.ackedSeq.toString(),
+        },
+      } as AppendRequestMsg);
+    });
+  }
+
+  private onWelcome(durable: bigint): void {
+    this.connected = true;
+    this.lastError = undefined;
+    const acked = this.waiters.ackedSeq;
+    if (durable < acked) {
+      // The collector lost entries it had acknowledged (restored from an older disk?):
+      // resend from its point if the spool still has them; otherwise a resync is needed.
+      this.log.error('collector durable seq went backwards', { collector: durable, acked });
+    }
+    this.inflight = [];
+    this.inflightBytes = 0;
+    this.sentSeq = durable;
+    this.log.info('append stream open', { resumeFrom: durable + 1n });
+    this.onAck(durable);
+  }
+
+  private onAck(durable: bigint): void {
+    if (durable > this.waiters.ackedSeq) {
+      this.lastAckWall = Date.now();
+      this.backoff.reset();
+      this.waiters.advance(durable);
+      void Promise.resolve(this.o.spool.ack(durable)).catch((err) => this.log.warn('spool ack failed', { err }));
+    }
+    while (this.inflight.length > 0 && this.inflight[0]!.lastSeq <= durable) this.inflightBytes -= this.inflight.shift()!.bytes;
+    const wake = this.ackWake;
+    this.ackWake = undefined;
+    wake?.();
+  }
+
+  private async send(call: grpc.ClientDuplexStream<AppendRequestMsg, AppendResponseMsg>, from: bigint, signal: AbortSignal): Promise<void> {
+    const { spool } = this.o;
+    let next = from;
+    while (!signal.aborted) {
+      if (this.inflightBytes >= this.o.maxInflightBytes) {
+        await new Promise<void>((r) => (this.ackWake = r));
+        continue;
+      }
+      const recs = await spool.read(next, { maxRecords: this.o.maxBatchRecords, maxBytes: this.o.maxBatchBytes, coalesce: this.o.coalesce });
+      if (signal.aborted) return;
+      if (recs.length === 0) {
+        await spool.waitForRecords(next - 1n, signal);
+        continue;
+      }
+      let bytes = 0;
+      const entries: EntryMsg[] = recs.map((r) => {
+        bytes += RECORD_HEADER_SIZE + r.payload.length;
+        return {
+          seq: r.seq.toString(),
+          time: r.time.toString(),
+          kind: r.kind,
+          flags: r.flags,
+          offset: r.offset.toString(),
+          length: r.length,
+          payload: r.payload,
+          crc: encodeHeader(r).readUInt32LE(44),
+        };
+      });
+      if (this.bucket) await this.bucket.take(bytes, signal);
+      if (signal.aborted) return;
+      const ok = call.write({ msg: 'batch', batch: { entries } } as AppendRequestMsg);
+      const last = recs[recs.length - 1]!.seq;
+      this.inflight.push({ lastSeq: last, firstTime: recs[0]!.time, bytes });
+      this.inflightBytes += bytes;
+      this.bytesSent += BigInt(bytes);
+      this.sentSeq = last;
+      next = last + 1n;
+      if (!ok) await new Promise<void>((r) => {
+        const done = () => { call.off('drain', done); signal.removeEventListener('abort', done); r(); };
+        call.on('drain', done);
+        signal.addEventListener('abort', done, { once: true });
+      });
+    }
+  }
+}
