@@ -195,14 +195,13 @@ export class Shipper {
   private session(): Promise<void> {
     const stop = this.stopper.signal;
     const sess = new AbortController();
-    const onStop = () => sess.abort();
-    stop.addEventListener('abort', onStop, { once: true });
     const call = (this.client!.Append as () => grpc.ClientDuplexStream<AppendRequestMsg, AppendResponseMsg>).call(this.client);
     this.call = call;
 
     return new Promise<void>((resolve, reject) => {
       let welcomed = false;
       let settled = false;
+      const onStop = () => settle();
       const settle = (err?: unknown) => {
         if (settled) return;
         settled = true;
@@ -232,7 +231,8 @@ export class Shipper {
       });
       call.on('error', (err) => settle(err));
       call.on('end', () => settle(new RewindError(ErrorCodes.UNAVAILABLE, 'collector ended the append stream')));
-      stop.aborted ? settle() : stop.addEventListener('abort', () => settle(), { once: true });
+      if (stop.aborted) settle();
+      else stop.addEventListener('abort', onStop, { once: true });
 
       call.write({
         msg: 'hello',
