@@ -31,7 +31,8 @@ export class VolumeModel {
   seq = 0n;
   readonly snapshots: Snapshot[] = [];
 
-  constructor(readonly size: number, readonly rng: Rng) {
+  /** 'random': crypto bytes; 'seeded': bytes derived from the seq, so another process can replay them. */
+  constructor(readonly size: number, readonly rng: Rng, readonly fill: 'random' | 'seeded' = 'random') {
     this.image = Buffer.alloc(size);
   }
 
@@ -44,7 +45,7 @@ export class VolumeModel {
     const off = this.rng.int(this.size - len + 1);
     const r = this.rng.int(10);
     if (r < 7) {
-      const payload = randomBytes(len);
+      const payload = this.fill === 'random' ? randomBytes(len) : seededBytes(seq, len);
       payload.copy(this.image, off);
       return { kind: RecordKind.Write, flags: 0, seq, time, offset: BigInt(off), length: len, payload };
     }
@@ -106,4 +107,11 @@ export function byteDiff(a: Buffer, b: Buffer): Array<[number, number]> {
     out.push([s, i]);
   }
   return out;
+}
+
+export function seededBytes(seq: bigint, len: number): Buffer {
+  const b = Buffer.allocUnsafe(len);
+  const k = Number(seq % 251n);
+  for (let i = 0; i < len; i++) b[i] = (k + i * 13 + (i >> 8)) & 0xff;
+  return b;
 }

@@ -23,7 +23,7 @@ const SCAN_CHUNK = 1 << 20;
 export class SegmentLocator {
   private readonly segs: Seg[] = [];
   private readonly byName = new Map<string, number>();
-  private readonly handles = new Map<number, FileHandle>();
+  private readonly handles = new Map<number, Promise<FileHandle>>();
 
   constructor(private readonly dir: string) {}
 
@@ -95,10 +95,12 @@ export class SegmentLocator {
   }
 
   private async handle(s: number): Promise<FileHandle> {
+    // Cache the promise, not the handle: two concurrent readers must not open it twice.
     let h = this.handles.get(s);
     if (!h) {
-      h = await fsp.open(this.segs[s]!.path, 'r');
+      h = fsp.open(this.segs[s]!.path, 'r');
       this.handles.set(s, h);
+      h.catch(() => this.handles.delete(s));
     }
     return h;
   }
@@ -139,13 +141,13 @@ export class SegmentLocator {
         seg.gone = true;
         const h = this.handles.get(s);
         this.handles.delete(s);
-        await h?.close();
+        await h?.then((fh) => fh.close()).catch(() => undefined);
       }
     }
   }
 
   async close(): Promise<void> {
-    for (const h of this.handles.values()) await h.close().catch(() => undefined);
+    for (const h of this.handles.values()) await h.then((fh) => fh.close()).catch(() => undefined);
     this.handles.clear();
   }
 }
