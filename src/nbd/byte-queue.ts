@@ -1,0 +1,108 @@
+/**
+ * The bytes a peer has sent and we have not consumed yet, kept as the list of chunks the
+ * socket delivered. `take` slices without copying when the bytes sit in one chunk (the
+ * common case for 28-byte request headers and small writes) and copies once otherwise;
+ * `skip` discards without ever allocating, which is how over-long payloads are drained.
+ */
+export class ByteQueue {
+  private chunks: Buffer[] = [];
+  private first = 0;
+  private headOffset = 0;
+  private total = 0;
+
+  get length(): number {
+    return this.total;
+  }
+
+  push(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.chunks.push(chunk);
+    this.total += chunk.length;
+  }
+
+  /** Remove and return exactly n bytes; the caller checks `length >= n` first. */
+  take(n: number): Buffer {
+    if (n > this.total) throw new RangeError(`take(${n}) with only ${this.total} bytes queued`);
+    if (n === 0) return Buffer.alloc(0);
+    const head = this.chunks[this.first]!;
+    const avail = head.length - this.headOffset;
+    if (avail >= n) {
+      const out = head.subarray(this.headOffset, this.headOffset + n);
+      this.advance(n);
+      return out;
+    }
+    const out = Buffer.allocUnsafe(n);
+    let filled = 0;
+    while (filled < n) {
+      const c = this.chunks[this.first]!;
+      const part = Math.min(c.length - this.headOffset, n - filled);
+      c.copy(out, filled, this.headOffset, this.headOffset + part);
+      filled += part;
+      this.advance(part);
+    }
+    return out;
+  }
+
+  /** Discard up to n bytes; returns how many were discarded. */
+  skip(n: number): number {
+    let left = Math.min(n, this.total);
+    const done = left;
+    while (left > 0) {
+      const c = this.chunks[this.first]!;
+      const part = Math.min(c.length - this.headOffset, left);
+      this.advance(part);
+      left -= part;
+    }
+    return done;
+  }
+
+  /** Read a big-endian uint32 at `at` bytes from the front without consuming. */
+  peekUInt32(at: number): number {
+    const head = this.chunks[this.first]!;
+    if (head.length - this.headOffset >= at + 4) return head.readUInt32BE(this.headOffset + at);
+    let v = 0;
+    for (let i = 0; i < 4; i++) v = v * 256 + this.peekByte(at + i);
+    return v;
+  }
+
+  private peekByte(at: number): number {
+    let idx = this.first;
+    let pos = this.headOffset + at;
+    while (pos >= this.chunks[idx]!.length) {
+      pos -= this.chunks[idx]!.length;
+      idx++;
+    }
+    return this.chunks[idx]![pos]!;
+  }
+
+  /** Hand everything still queued to someone else (e.g. the TLS layer). */
+  drainAll(): Buffer[] {
+    const out: Buffer[] = [];
+    for (let i = this.first; i < this.chunks.length; i++) {
+      const c = this.chunks[i]!;
+      out.push(i === this.first ? c.subarray(this.headOffset) : c);
+    }
+    this.chunks = [];
+    this.first = 0;
+    this.headOffset = 0;
+    this.total = 0;
+    return out;
+  }
+
+  private advance(n: number): void {
+    this.total -= n;
+    this.headOffset += n;
+    const head = this.chunks[this.first]!;
+    if (this.headOffset === head.length) {
+      this.first++;
+      this.headOffset = 0;
+      if (this.first === this.chunks.length) {
+        this.chunks = [];
+        this.first = 0;
+      } else if (this.first > 64) {
+        this.chunks = this.chunks.slice(this.first);
+        this.first = 0;
+      }
+    }
+  }
+}

@@ -1,0 +1,215 @@
+import type { Socket } from 'node:net';
+import type { Logger } from '../core/logger.js';
+import { CheckedBackend, type Refusal } from './backend-checked.js';
+import { ByteQueue } from './byte-queue.js';
+import {
+  BASE_ALLOCATION_ID, MAX_INFLIGHT_BYTES, MAX_INFLIGHT_REQUESTS, MAX_REQUEST_PAYLOAD, NBD_CMD_BLOCK_STATUS, NBD_CMD_CACHE,
+  NBD_CMD_DISC, NBD_CMD_FLAG_FUA, NBD_CMD_FLAG_NO_HOLE, NBD_CMD_FLAG_REQ_ONE, NBD_CMD_FLUSH, NBD_CMD_READ, NBD_CMD_TRIM,
+  NBD_CMD_WRITE, NBD_CMD_WRITE_ZEROES, NBD_EINVAL, NBD_EOVERFLOW, NBD_REQUEST_MAGIC, REQUEST_HEADER_SIZE,
+  SIMPLE_REPLY_HEADER_SIZE,
+} from './constants.js';
+import type { NegotiatedSession } from './handshake/state.js';
+import { blockStatusReply, simpleReply, STRUCTURED_READ_PREFIX, structuredDone, structuredError, writeOffsetDataPrefix, writeSimpleHeader } from './reply.js';
+import { parseRequestHeader, type NbdRequest } from './request.js';
+
+/**
+ * The transmission phase of one connection. Requests are parsed synchronously from the
+ * socket's chunk list and dispatched at once, so many are in flight and replies go out
+ * in completion order, matched by cookie. Each reply is one socket.write (or a few in one
+ * synchronous block), so replies never interleave; writes are corked until the end of
+ * the event-loop turn so that completions arriving together leave in one syscall.
+ *
+ * Measured here (fio nbd engine, 256 MiB file export, loopback, same run as nbdkit file):
+ * see the numbers in docs at the bottom of this comment block in `server.ts`; the hot
+ * path is: header slice (no copy) → payload take (one copy only when it spans chunks) →
+ * fs.write callback → 16-byte reply. No per-request promise chain beyond one.
+ */
+export class Transmission {
+  private readonly checked: CheckedBackend;
+  private inflightBytes = 0;
+  private inflightCount = 0;
+  private paused = false;
+  private disconnecting = false;
+  private dead = false;
+  /** Over-long WRITE being discarded: its request and how many payload bytes remain. */
+  private draining: { req: NbdRequest; left: number } | undefined;
+  private corked = false;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly queue: ByteQueue,
+    private readonly session: NegotiatedSession,
+    private readonly logger?: Logger,
+  ) {
+    this.checked = new CheckedBackend(session.backend, session.structuredReplies, session.baseAllocation);
+    socket.on('drain', () => this.maybeResume());
+  }
+
+  /** Feed newly arrived bytes. */
+  push(chunk: Buffer): void {
+    this.queue.push(chunk);
+    this.pump();
+  }
+
+  /** Parse and dispatch as many complete requests as are queued. */
+  pump(): void {
+    while (!this.dead && !this.paused && !this.disconnecting) {
+      if (this.draining) {
+        this.draining.left -= this.queue.skip(this.draining.left);
+        if (this.draining.left > 0) return;
+        const req = this.draining.req;
+        this.draining = undefined;
+        this.replyError(req, { errno: NBD_EOVERFLOW, message: `write of ${req.length} bytes exceeds the ${MAX_REQUEST_PAYLOAD}-byte maximum; payload discarded` });
+        continue;
+      }
+      if (this.queue.length < REQUEST_HEADER_SIZE) return;
+      if (this.queue.peekUInt32(0) !== NBD_REQUEST_MAGIC) return this.violation(`bad request magic 0x${this.queue.peekUInt32(0).toString(16)}`);
+      const type = this.queue.peekUInt32(4) & 0xffff;
+      const length = this.queue.peekUInt32(24);
+      if (type === NBD_CMD_WRITE) {
+        if (length > MAX_REQUEST_PAYLOAD) {
+          // Over-long WRITE: keep the connection framed by discarding the payload as it
+          // arrives (ByteQueue.skip never allocates), then reply EOVERFLOW.
+          const parsed = parseRequestHeader(this.queue.take(REQUEST_HEADER_SIZE));
+          if (!parsed.ok) return this.violation(parsed.reason);
+          this.draining = { req: parsed.req, left: length };
+          continue;
+        }
+        if (this.queue.length < REQUEST_HEADER_SIZE + length) return;
+      }
+      const parsed = parseRequestHeader(this.queue.take(REQUEST_HEADER_SIZE));
+      if (!parsed.ok) return this.violation(parsed.reason);
+      const payload = type === NBD_CMD_WRITE ? this.queue.take(length) : undefined;
+      this.dispatch(parsed.req, payload);
+    }
+  }
+
+  private dispatch(req: NbdRequest, payload: Buffer | undefined): void {
+    const refusal = this.checked.validate(req.type, req.flags, req.offset, req.length);
+    if (req.type === NBD_CMD_DISC) {
+      this.disconnecting = true;
+      this.maybeFinish();
+      return;
+    }
+    if (refusal) {
+      this.replyError(req, refusal);
+      return;
+    }
+    const cost = req.type === NBD_CMD_READ || req.type === NBD_CMD_WRITE ? req.length : 0;
+    this.begin(cost);
+    const fua = (req.flags & NBD_CMD_FLAG_FUA) !== 0;
+    const done = (errno: number): void => this.finish(req, errno, cost);
+    switch (req.type) {
+      case NBD_CMD_READ:
+        this.read(req, cost);
+        return;
+      case NBD_CMD_WRITE:
+        this.checked.write(payload!, req.offset, fua).then(done);
+        return;
+      case NBD_CMD_FLUSH:
+        this.checked.flush().then(done);
+        return;
+      case NBD_CMD_TRIM:
+        this.checked.trim(req.offset, req.length, fua).then(done);
+        return;
+      case NBD_CMD_WRITE_ZEROES:
+        this.checked.zero(req.offset, req.length, fua, (req.flags & NBD_CMD_FLAG_NO_HOLE) !== 0).then(done);
+        return;
+      case NBD_CMD_CACHE:
+        this.checked.cache(req.offset, req.length).then(done);
+        return;
+      case NBD_CMD_BLOCK_STATUS:
+        this.checked.blockStatus(req.offset, req.length, (req.flags & NBD_CMD_FLAG_REQ_ONE) !== 0).then((r) => {
+          if (typeof r === 'number') return this.finish(req, r, 0);
+          this.end(0);
+          this.send(blockStatusReply(req.handle, BASE_ALLOCATION_ID, r));
+        });
+        return;
+      default:
+        this.end(0);
+        this.replyError(req, { errno: NBD_EINVAL, message: `unknown command ${req.type}` });
+    }
+  }
+
+  /** READ: the reply header and the data share one buffer, so the data is never copied. */
+  private read(req: NbdRequest, cost: number): void {
+    const structured = this.session.structuredReplies;
+    const prefix = structured ? STRUCTURED_READ_PREFIX : SIMPLE_REPLY_HEADER_SIZE;
+    const buf = Buffer.allocUnsafe(prefix + req.length);
+    this.checked.read(buf.subarray(prefix), req.offset).then((errno) => {
+      if (errno !== 0) return this.finish(req, errno, cost);
+      this.end(cost);
+      if (structured) writeOffsetDataPrefix(buf, req.handle, req.offset, req.length);
+      else writeSimpleHeader(buf, req.handle, 0);
+      this.send(buf);
+    });
+  }
+
+  private finish(req: NbdRequest, errno: number, cost: number): void {
+    this.end(cost);
+    if (errno !== 0) this.replyError(req, { errno, message: `command ${req.type} failed` });
+    else this.send(this.session.structuredReplies ? structuredDone(req.handle) : simpleReply(req.handle, 0));
+  }
+
+  private replyError(req: NbdRequest, r: Refusal): void {
+    this.logger?.debug('nbd request refused', { type: req.type, offset: req.offset, length: req.length, errno: r.errno, why: r.message });
+    this.send(this.session.structuredReplies ? structuredError(req.handle, r.errno, r.message) : simpleReply(req.handle, r.errno));
+  }
+
+  private send(buf: Buffer): void {
+    if (this.dead || this.socket.destroyed) return;
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      setImmediate(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
+    this.socket.write(buf);
+  }
+
+  private begin(cost: number): void {
+    this.inflightBytes += cost;
+    this.inflightCount++;
+    if (!this.paused && (this.inflightBytes > MAX_INFLIGHT_BYTES || this.inflightCount >= MAX_INFLIGHT_REQUESTS || this.socket.writableLength > MAX_INFLIGHT_BYTES)) {
+      this.paused = true;
+      this.socket.pause();
+    }
+  }
+
+  private end(cost: number): void {
+    this.inflightBytes -= cost;
+    this.inflightCount--;
+    this.maybeResume();
+    this.maybeFinish();
+  }
+
+  private maybeResume(): void {
+    if (!this.paused || this.dead) return;
+    if (this.inflightBytes > MAX_INFLIGHT_BYTES / 2 || this.inflightCount > MAX_INFLIGHT_REQUESTS / 2) return;
+    if (this.socket.writableLength > MAX_INFLIGHT_BYTES) return; // peer not reading replies
+    this.paused = false;
+    this.socket.resume();
+    queueMicrotask(() => this.pump());
+  }
+
+  private maybeFinish(): void {
+    if (this.disconnecting && this.inflightCount === 0 && !this.dead) {
+      this.dead = true;
+      setImmediate(() => this.socket.end());
+    }
+  }
+
+  /** Protocol violation: no reply is possible, the stream is no longer framed. */
+  private violation(reason: string): void {
+    this.logger?.warn('nbd protocol violation; closing connection', { reason });
+    this.dead = true;
+    this.socket.destroy();
+  }
+
+  /** Socket gone: stop replying; in-flight backend calls finish on their own. */
+  close(): void {
+    this.dead = true;
+  }
+}
