@@ -10,7 +10,7 @@ import { runBaseCopy, type BaseCopyResult, type BaseCopySpool, type RangeLockPor
 import { DurableWaiters } from './durability.js';
 import type { DurabilityMode } from './journal-filter.js';
 import { TokenBucket } from './throttle.js';
-import { collectorClient, type CollectorClient, type CollectorTarget } from './transport.js';
+import { collectorClient, explainTransportError, type CollectorClient, type CollectorTarget } from './transport.js';
 
 /** What the shipper needs of the spool (src/ship/spool.ts). */
 export interface ShipperSpool extends BaseCopySpool {
@@ -175,7 +175,7 @@ export class Shipper {
       try {
         await this.session();
       } catch (err) {
-        const re = fromGrpcError(err, `append stream to ${this.o.target.address}`);
+        const re = explainTransportError(fromGrpcError(err, `append stream to ${this.o.target.address}`), this.o.target);
         if (!stop.aborted) {
           this.lastError = re;
           // Refusals need an operator (token, certificate, name): say so loudly, keep trying.

@@ -57,3 +57,19 @@ export function collectorClient(target: CollectorTarget): CollectorClient {
   if (target.tls?.serverName) options['grpc.ssl_target_name_override'] = target.tls.serverName;
   return new collector(target.address, clientCredentials(target), options) as unknown as CollectorClient;
 }
+
+/**
+ * grpc-js reports a refused TLS handshake as UNAVAILABLE "No connection established",
+ * which reads like a network outage. When the detail shows a TLS alert, say what it is.
+ */
+export function explainTransportError(err: RewindError, target: CollectorTarget): RewindError {
+  if (err.code !== ErrorCodes.UNAVAILABLE || !/certificate|SSL routines|tlsv1|handshake|unknown ca/i.test(err.message)) return err;
+  const why = /certificate required/i.test(err.message)
+    ? 'the collector requires a client certificate and none was presented'
+    : 'the TLS handshake failed (untrusted or mismatched certificate)';
+  return new RewindError(
+    ErrorCodes.UNAUTHENTICATED,
+    `collector ${target.address} refused the connection: ${why}; configure the shipper's client certificate and key (signed by the collector's CA) and the CA that signed the collector's certificate`,
+    { cause: err },
+  );
+}

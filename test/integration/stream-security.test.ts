@@ -117,14 +117,18 @@ describe('stream security', () => {
       await ok.stop();
     }
 
-    for (const tls of [{ ca: certs.ca }, { ca: certs.ca, cert: certs.rogueCert, key: certs.rogueKey }]) {
+    const cases = [
+      { tls: { ca: certs.ca }, error: /requires a client certificate and none was presented/ },
+      { tls: { ca: certs.ca, cert: certs.rogueCert, key: certs.rogueKey }, error: /./ },
+    ];
+    for (const { tls, error } of cases) {
       const s = await shipOne({ address, tls }, 'vol-tls2', 'tls-token');
       try {
         await waitFor(() => s.status().reconnects >= 2, 15_000, 'refused reconnects');
         const st = s.status();
         expect(st.connected).toBe(false);
         expect(st.ackedSeq).toBe(0n);
-        expect(st.lastError).toBeDefined();
+        expect(st.lastError?.message).toMatch(error);
         expect(store.volume('vol-tls2')).toBeUndefined();
       } finally {
         await s.stop();
