@@ -57,7 +57,7 @@ export async function* readJournalPositioned(
       throw corrupt(dir, s, 0, 0, `segment starts at seq ${s.firstSeq} but the previous one ended at ${expectSeq - 1n} (missing segment?)`);
     }
     const pos = opts.position;
-    const startAt = pos && pos.segmentFirstSeq === s.firstSeq && pos.seq >= from ? pos.offset : undefined;
+    const startAt = pos && pos.segmentFirstSeq === s.firstSeq && pos.seq <= from ? pos.offset : undefined;
     if (startAt !== undefined) expectSeq = pos!.seq;
     const sc = await SegmentScanner.open(s.path, { startAt });
     try {

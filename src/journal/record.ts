@@ -6,7 +6,8 @@ import { crc32c } from '@node-rs/crc32';
  *   off size field
  *     0    4 magic        0x444e5752 ("RWND" read as bytes R W N D)
  *     4    1 kind         1 write, 2 trim, 3 zero, 4 mark
- *     5    1 flags        bit0 FUA, bit1 NO_HOLE (zero), bit2 BASE (initial-copy data)
+ *     5    1 flags        bit0 FUA, bit1 NO_HOLE (zero), bit2 BASE (initial-copy data),
+ *                         bit3 COALESCED (placeholder: data elided in shipping, see spool-coalesce.ts)
  *     6    2 reserved     0
  *     8    4 payloadLen   bytes following the header
  *    12    4 length       extent length in bytes (write: == payloadLen; mark: 0)
@@ -25,7 +26,7 @@ export const MAX_RECORD_PAYLOAD = 64 * 1024 * 1024;
 export const RecordKind = { Write: 1, Trim: 2, Zero: 3, Mark: 4 } as const;
 export type RecordKind = (typeof RecordKind)[keyof typeof RecordKind];
 
-export const RecordFlag = { Fua: 1, NoHole: 2, Base: 4 } as const;
+export const RecordFlag = { Fua: 1, NoHole: 2, Base: 4, Coalesced: 8 } as const;
 
 export interface JournalRecord {
   kind: RecordKind;

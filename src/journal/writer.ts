@@ -81,7 +81,7 @@ export class JournalWriter {
   private closed = false;
   private _lastSeq: bigint;
   private _lastTime: bigint;
-  private writtenSeq: bigint;
+  private writtenSeqValue: bigint;
   private _durableSeq: bigint;
   private totalBytes: number;
   private pending = 0;
@@ -96,7 +96,7 @@ export class JournalWriter {
     this.fd = init.fd;
     this.physSeg = init.segs[init.segs.length - 1];
     this.physPos = this.physSeg.size;
-    this._lastSeq = this.writtenSeq = this._durableSeq = init.lastSeq;
+    this._lastSeq = this.writtenSeqValue = this._durableSeq = init.lastSeq;
     this._lastTime = init.lastTime;
     this.totalBytes = init.segs.reduce((a, s) => a + s.size, 0);
   }
@@ -120,6 +120,10 @@ export class JournalWriter {
 
   get lastSeq(): bigint {
     return this._lastSeq;
+  }
+  /** Highest seq handed to the kernel (readable from the segment files, maybe not durable). */
+  get writtenSeq(): bigint {
+    return this.writtenSeqValue;
   }
   /** Highest seq written AND fdatasync'ed. */
   get durableSeq(): bigint {
@@ -205,8 +209,8 @@ export class JournalWriter {
   private async pump(): Promise<void> {
     try {
       while (!this.failed) {
-        if (this.waiters.length > 0 && this.waiters[0].seq <= this.writtenSeq) {
-          const target = this.writtenSeq;
+        if (this.waiters.length > 0 && this.waiters[0].seq <= this.writtenSeqValue) {
+          const target = this.writtenSeqValue;
           await fdatasync(this.fd);
           this.markDurable(target);
           continue;
@@ -222,7 +226,7 @@ export class JournalWriter {
     } finally {
       this.pumping = false;
     }
-    if (!this.failed && (this.queue.length > 0 || (this.waiters.length > 0 && this.waiters[0].seq <= this.writtenSeq))) this.kick();
+    if (!this.failed && (this.queue.length > 0 || (this.waiters.length > 0 && this.waiters[0].seq <= this.writtenSeqValue))) this.kick();
   }
 
   private markDurable(seq: bigint): void {
@@ -234,7 +238,7 @@ export class JournalWriter {
     if (op.create) {
       // Old segment complete and durable before the new one exists (see class comment).
       await fdatasync(this.fd);
-      this.markDurable(this.writtenSeq);
+      this.markDurable(this.writtenSeqValue);
       fs.closeSync(this.fd);
       const fd = fs.openSync(op.seg.path, fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_RDWR, 0o644);
       this.fd = fd;
@@ -248,7 +252,7 @@ export class JournalWriter {
       await writevAll(this.fd, op.bufs, this.physPos);
       this.physPos += op.bytes;
       this.pending -= op.bytes;
-      this.writtenSeq = op.lastSeq;
+      this.writtenSeqValue = op.lastSeq;
     }
   }
 

@@ -1,0 +1,339 @@
+import { EventEmitter } from 'node:events';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { ErrorCodes, fromSystemError, RewindError } from '../core/errors.js';
+import { HybridClock } from '../core/hlc.js';
+import { silentLogger, type Logger } from '../core/logger.js';
+import { readJournalPositioned, type ReadPosition } from '../journal/reader.js';
+import { RECORD_HEADER_SIZE, RecordKind, type JournalRecord } from '../journal/record.js';
+import { JournalWriter } from '../journal/writer.js';
+import { coalesceBatch } from './spool-coalesce.js';
+import { DirtyBitmap, type Extent } from './spool-dirty-bitmap.js';
+import { SpoolSideFiles } from './spool-side-files.js';
+import { SpoolTailCache } from './spool-tail-cache.js';
+
+export interface SpoolOptions {
+  volumeSize: bigint;
+  /** Bound on the spool's bytes on disk (segments, including entries already acked but not yet freed). */
+  maxBytes: number;
+  fullPolicy: 'block' | 'dirty-bitmap';
+  /** Dirty-bitmap granularity, default 64 KiB. */
+  blockSize?: number;
+  /** Default: maxBytes/4 capped to [1 MiB, 64 MiB], so acks can always free space. */
+  segmentBytes?: number;
+  clock?: HybridClock;
+  logger?: Logger;
+}
+
+export type SpoolState = 'ok' | 'blocked' | 'dirty-tracking';
+export type SpoolEntry = { kind: RecordKind; flags: number; offset: bigint; length: number; payload: Buffer };
+
+interface Blocked {
+  e: SpoolEntry;
+  size: number;
+  resolve: (r: JournalRecord) => void;
+  reject: (e: unknown) => void;
+}
+
+const DEFAULT_BATCH_RECORDS = 1024;
+const DEFAULT_BATCH_BYTES = 8 * 1024 * 1024;
+
+/**
+ * The node-side spool: journal entries waiting to be shipped, bounded in bytes (DESIGN §3
+ * "Stream", issue 2 item 4). Layout of `dir`: `journal/` (segments, docs/journal-format.md),
+ * `state.json` (acked seq, flags) and `dirty.bitmap`, both checksummed and written atomically.
+ *
+ * Seqs are assigned here (lastSeq+1) with an HLC time. Entries are readable by the shipper
+ * as soon as they are appended (recent ones come from an in-memory tail cache holding the
+ * same payload buffers the writer holds, older ones from disk), so shipping never waits
+ * for a local fsync; `sync()` is the local-durability point.
+ *
+ * Payload ownership: append() hands the payload to the journal writer; do not mutate it.
+ */
+export class Spool extends EventEmitter {
+  private blocked: Blocked[] = [];
+  private recordWaiters: Array<{ after: bigint; resolve: () => void }> = [];
+  private pos: ReadPosition | null = null;
+  private closed = false;
+  private _state: SpoolState = 'ok';
+  private _ackedSeq: bigint;
+
+  private constructor(
+    readonly dir: string,
+    private readonly o: SpoolOptions,
+    private readonly writer: JournalWriter,
+    private readonly side: SpoolSideFiles,
+    private readonly clock: HybridClock,
+    private readonly cache: SpoolTailCache,
+    private readonly log: Logger,
+  ) {
+    super();
+    this._ackedSeq = side.ackedSeq;
+    this._state = this.computeState();
+  }
+
+  static async open(dir: string, opts: SpoolOptions): Promise<Spool> {
+    if (!(opts.maxBytes > 0)) throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `spool maxBytes must be > 0 (got ${opts.maxBytes})`);
+    const log = (opts.logger ?? silentLogger).child({ spool: dir });
+    await fsp.mkdir(dir, { recursive: true }).catch((err) => {
+      throw fromSystemError(err, `create spool directory ${dir}`);
+    });
+    const segmentBytes = opts.segmentBytes ?? Math.min(64 << 20, Math.max(1 << 20, Math.floor(opts.maxBytes / 4)));
+    const side = await SpoolSideFiles.load(dir, opts.volumeSize, opts.blockSize ?? 64 * 1024, log);
+    const jdir = path.join(dir, 'journal');
+    let writer = await JournalWriter.open(jdir, { segmentBytes, logger: log, firstSeq: side.ackedSeq + 1n });
+    if (side.ackedSeq > writer.lastSeq) {
+      // The collector holds entries this journal no longer has (they were shipped before
+      // they were durable here, then a crash lost them). Everything local is acked, so set
+      // the journal aside and continue after the acked seq; the volume may not match what
+      // the collector has for those entries, so a full resync is required.
+      await writer.close();
+      const aside = `${jdir}.behind-${Date.now()}.bak`;
+      await fsp.rename(jdir, aside);
+      log.error('spool journal is behind the collector; set aside, full resync required', { lastSeq: writer.lastSeq, ackedSeq: side.ackedSeq, aside });
+      await side.requireFullResync();
+      writer = await JournalWriter.open(jdir, { segmentBytes, logger: log, firstSeq: side.ackedSeq + 1n });
+    }
+    if (side.ackedSeq < writer.firstSeq - 1n) side.ackedSeq = writer.firstSeq - 1n;
+    const clock = opts.clock ?? new HybridClock();
+    clock.observe(writer.lastTime);
+    await side.saveState();
+    return new Spool(dir, opts, writer, side, clock, new SpoolTailCache(), log);
+  }
+
+  get lastSeq(): bigint {
+    return this.writer.lastSeq;
+  }
+  get durableSeq(): bigint {
+    return this.writer.durableSeq;
+  }
+  get ackedSeq(): bigint {
+    return this._ackedSeq;
+  }
+  /** Bytes of the spool's segments on disk (including queued appends). */
+  get bytes(): number {
+    return this.writer.bytes;
+  }
+  get state(): SpoolState {
+    return this._state;
+  }
+  /** The dirty bitmap or ack state could not be trusted on open: resend the whole volume. */
+  get needsFullResync(): boolean {
+    return this.side.needsFullResync;
+  }
+  /** Oldest seq still in the spool. */
+  get firstSeq(): bigint {
+    return this.writer.firstSeq;
+  }
+
+  /**
+   * Append one mutation. 'block' policy: when full, waits (FIFO) until ack() frees space.
+   * 'dirty-bitmap' policy: when full, marks the extent dirty (durably noted before this
+   * resolves) and returns null.
+   */
+  async append(e: SpoolEntry): Promise<JournalRecord | null> {
+    this.checkOpen();
+    const size = RECORD_HEADER_SIZE + e.payload.length;
+    if (this.blocked.length === 0 && this.hasRoom(size)) return this.appendNow(e);
+    if (this.o.fullPolicy === 'dirty-bitmap') {
+      await this.side.markDirty(e.offset, e.length);
+      this.updateState();
+      return null;
+    }
+    return this.enqueueBlocked(e, size);
+  }
+
+  /** A named point, ordered with the writes around it. Never dropped to the bitmap. */
+  async mark(name: string): Promise<JournalRecord> {
+    this.checkOpen();
+    const e: SpoolEntry = { kind: RecordKind.Mark, flags: 0, offset: 0n, length: 0, payload: Buffer.from(name, 'utf8') };
+    const size = RECORD_HEADER_SIZE + e.payload.length;
+    // Under 'dirty-bitmap' a mark may overshoot maxBytes by its few bytes rather than be lost.
+    if (this.blocked.length === 0 && (this.o.fullPolicy === 'dirty-bitmap' || this.hasRoom(size))) return this.appendNow(e);
+    return this.enqueueBlocked(e, size);
+  }
+
+  /** Make everything appended so far durable locally (and the dirty bitmap clean on disk). */
+  async sync(): Promise<bigint> {
+    this.checkOpen();
+    await this.writer.sync();
+    await this.side.saveBitmapIfChanged();
+    return this.writer.durableSeq;
+  }
+
+  /**
+   * Entries from `fromSeq` on, at most maxRecords (default 1024) and about maxBytes
+   * (default 8 MiB; at least one entry). With `coalesce`, entries overwritten later in the
+   * same batch come back as zero-length placeholders (see spool-coalesce.ts), so every seq
+   * is still present.
+   */
+  async read(fromSeq: bigint, opts: { maxRecords?: number; maxBytes?: number; coalesce?: boolean } = {}): Promise<JournalRecord[]> {
+    this.checkOpen();
+    if (fromSeq > this.writer.lastSeq) return [];
+    if (fromSeq < this.writer.firstSeq) {
+      throw new RewindError(ErrorCodes.OUT_OF_RANGE, `spool ${this.dir}: seq ${fromSeq} was freed (oldest is ${this.writer.firstSeq}); the collector must resume from its acked seq or resync`, {
+        details: { fromSeq, firstSeq: this.writer.firstSeq },
+      });
+    }
+    const maxRecords = opts.maxRecords ?? DEFAULT_BATCH_RECORDS;
+    const maxBytes = opts.maxBytes ?? DEFAULT_BATCH_BYTES;
+    const out: JournalRecord[] = [];
+    let bytes = 0;
+    const cacheFirst = this.cache.firstSeq ?? this.writer.lastSeq + 1n;
+    if (fromSeq < cacheFirst) {
+      bytes = await this.readDisk(fromSeq, cacheFirst - 1n, out, maxRecords, maxBytes);
+    }
+    const next = out.length > 0 ? out[out.length - 1].seq + 1n : fromSeq;
+    if (out.length < maxRecords && (bytes < maxBytes || out.length === 0)) {
+      this.cache.take(next, out, maxRecords, maxBytes, bytes);
+    }
+    return opts.coalesce ? coalesceBatch(out).records : out;
+  }
+
+  private async readDisk(from: bigint, to: bigint, out: JournalRecord[], maxRecords: number, maxBytes: number): Promise<number> {
+    for (let attempt = 0; ; attempt++) {
+      let bytes = 0;
+      out.length = 0;
+      try {
+        for await (const p of readJournalPositioned(path.join(this.dir, 'journal'), { fromSeq: from, toSeq: to, position: this.pos ?? undefined })) {
+          const size = RECORD_HEADER_SIZE + p.record.payload.length;
+          if (out.length > 0 && (out.length >= maxRecords || bytes + size > maxBytes)) break;
+          out.push(p.record);
+          bytes += size;
+          this.pos = { seq: p.record.seq + 1n, segmentFirstSeq: p.segmentFirstSeq, offset: p.offset + p.size };
+        }
+        return bytes;
+      } catch (err) {
+        // An ack may free a segment between listing and opening it: retry once.
+        if (attempt === 0 && (err as RewindError).code === ErrorCodes.NOT_FOUND) continue;
+        if (attempt === 0 && (err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        throw err;
+      }
+    }
+  }
+
+  /** Resolves once lastSeq > afterSeq (or when `signal` aborts or the spool closes; check them). */
+  waitForRecords(afterSeq: bigint, signal?: AbortSignal): Promise<void> {
+    if (this.writer.lastSeq > afterSeq || this.closed || signal?.aborted) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const w = { after: afterSeq, resolve: () => { signal?.removeEventListener('abort', onAbort); resolve(); } };
+      const onAbort = () => {
+        this.recordWaiters = this.recordWaiters.filter((x) => x !== w);
+        resolve();
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.recordWaiters.push(w);
+    });
+  }
+
+  /** The collector durably has everything ≤ seq: persist that, free whole segments, wake writers. */
+  async ack(seq: bigint): Promise<void> {
+    if (seq <= this._ackedSeq || this.closed) return;
+    if (seq > this.writer.lastSeq) {
+      throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `spool ${this.dir}: ack of seq ${seq} beyond the last entry ${this.writer.lastSeq}; the collector is ahead of this spool (wrong volume or generation?)`);
+    }
+    this._ackedSeq = seq;
+    this.cache.dropThrough(seq);
+    this.side.ackedSeq = seq;
+    await this.side.saveState();
+    if (this.closed) return;
+    await this.writer.removeSegmentsBelow(seq + 1n);
+    if (this.pos && this.pos.segmentFirstSeq < this.writer.firstSeq) this.pos = null;
+    this.wakeBlocked();
+  }
+
+  /** Extents that must be resent from the backing volume (dirty-bitmap policy). */
+  dirtyExtents(): Extent[] {
+    return this.side.bitmap?.extents() ?? [];
+  }
+
+  /** The resend entries for `extents` are appended: forget them (blocks re-marked since dirtyExtents() stay dirty). */
+  async clearDirty(extents: Extent[]): Promise<void> {
+    this.side.bitmap?.clear(extents);
+    await this.side.saveBitmapIfChanged();
+    this.updateState();
+  }
+
+  /** The whole volume was resent after `needsFullResync`: clear the flag and the bitmap. */
+  async fullResyncDone(): Promise<void> {
+    await this.side.fullResyncDone();
+    this.updateState();
+  }
+
+  /** Subscribe to state changes (metrics, status); returns an unsubscribe function. */
+  onState(cb: (state: SpoolState, prev: SpoolState) => void): () => void {
+    this.on('state', cb);
+    return () => this.off('state', cb);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const err = new RewindError(ErrorCodes.CLOSED, `spool ${this.dir} closed while the append waited for space`);
+    for (const b of this.blocked.splice(0)) b.reject(err);
+    for (const w of this.recordWaiters.splice(0)) w.resolve();
+    await this.writer.close();
+    await this.side.saveBitmapIfChanged();
+    await this.side.saveState();
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new RewindError(ErrorCodes.CLOSED, `spool ${this.dir} is closed`);
+  }
+
+  private hasRoom(size: number): boolean {
+    // With nothing unacked, always admit: otherwise one record bigger than the free space
+    // (or the unfreeable current segment) could block forever.
+    return this.writer.bytes + size <= this.o.maxBytes || this.writer.lastSeq === this._ackedSeq;
+  }
+
+  private appendNow(e: SpoolEntry): JournalRecord {
+    const rec: JournalRecord = {
+      kind: e.kind, flags: e.flags, seq: this.writer.lastSeq + 1n, time: this.clock.now(),
+      offset: e.offset, length: e.length, payload: e.payload,
+    };
+    this.writer.append(rec);
+    this.cache.push(rec, this.writer.writtenSeq);
+    if (this.recordWaiters.length > 0) {
+      const ready = this.recordWaiters.filter((w) => rec.seq > w.after);
+      this.recordWaiters = this.recordWaiters.filter((w) => rec.seq <= w.after);
+      for (const w of ready) w.resolve();
+    }
+    return rec;
+  }
+
+  private enqueueBlocked(e: SpoolEntry, size: number): Promise<JournalRecord> {
+    return new Promise<JournalRecord>((resolve, reject) => {
+      this.blocked.push({ e, size, resolve, reject });
+      if (this.blocked.length === 1) this.log.warn('spool full: writers blocked until the collector acknowledges', { bytes: this.writer.bytes, maxBytes: this.o.maxBytes });
+      this.updateState();
+    });
+  }
+
+  private wakeBlocked(): void {
+    while (this.blocked.length > 0 && this.hasRoom(this.blocked[0].size)) {
+      const b = this.blocked.shift()!;
+      try {
+        b.resolve(this.appendNow(b.e));
+      } catch (err) {
+        b.reject(err);
+      }
+    }
+    this.updateState();
+  }
+
+  private computeState(): SpoolState {
+    if (this.blocked.length > 0) return 'blocked';
+    if ((this.side.bitmap?.count ?? 0) > 0) return 'dirty-tracking';
+    return 'ok';
+  }
+
+  private updateState(): void {
+    const s = this.computeState();
+    if (s === this._state) return;
+    const prev = this._state;
+    this._state = s;
+    this.log.info('spool state', { state: s, prev });
+    this.emit('state', s, prev);
+  }
+}
