@@ -1,0 +1,80 @@
+/**
+ * `npm run bench` — the data path against reference servers in the same run, same client
+ * (fio's nbd engine), same disk. Prints one line per workload with the ratio ours/reference,
+ * and the JSON the numbers in docs/BENCHMARKS.md come from.
+ *
+ *   node dist/bench/run.js [--only NAME-SUBSTRING] [--rounds N]
+ */
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort, runFio, startProcess, stopProcess, waitForPort, WORKLOADS, type FioResult, type Workload } from './fio-nbd.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const REWIND = path.join(ROOT, 'bin', 'rewind');
+const SIZE = '1G';
+
+type Server = 'nbdkit' | 'rewind';
+
+async function measure(server: Server, w: Workload, dir: string): Promise<FioResult> {
+  const port = await freePort();
+  const image = path.join(dir, `${server}.img`);
+  await fs.rm(image, { force: true });
+  await fs.writeFile(image, '');
+  await fs.truncate(image, 1 << 30);
+  const spool = path.join(dir, 'spool');
+  await fs.rm(spool, { recursive: true, force: true });
+  const child =
+    server === 'nbdkit'
+      ? startProcess('nbdkit', ['-f', '-p', String(port), '--ipaddr', '127.0.0.1', 'file', `file=${image}`])
+      : startProcess(process.execPath, [REWIND, 'serve', '--backing', image, '--size', SIZE, '--spool', spool, '--spool-max', '64G', '--listen', `127.0.0.1:${port}`]);
+  try {
+    await waitForPort(port);
+    return await runFio(`nbd://127.0.0.1:${port}/`, w);
+  } finally {
+    await stopProcess(child);
+  }
+}
+
+function fmt(w: Workload, r: FioResult): string {
+  return w.metric === 'bw' ? `${(r.bwBytes / (1 << 20)).toFixed(0)} MiB/s` : `${r.iops.toFixed(0)} IOPS`;
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const only = argv.includes('--only') ? argv[argv.indexOf('--only') + 1] : undefined;
+  const rounds = argv.includes('--rounds') ? Number(argv[argv.indexOf('--rounds') + 1]) : 2;
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'rewind-bench-'));
+  const results: unknown[] = [];
+  let failed = 0;
+  try {
+    for (const w of WORKLOADS.filter((x) => !only || x.name.includes(only))) {
+      // Alternate servers each round and keep each one's best, so a noisy moment hurts
+      // neither side more than the other.
+      const best: Record<Server, FioResult | undefined> = { nbdkit: undefined, rewind: undefined };
+      for (let i = 0; i < rounds; i++) {
+        for (const s of (i % 2 === 0 ? ['nbdkit', 'rewind'] : ['rewind', 'nbdkit']) as Server[]) {
+          const r = await measure(s, w, dir);
+          const key = w.metric === 'bw' ? 'bwBytes' : 'iops';
+          if (!best[s] || r[key] > best[s]![key]) best[s] = r;
+        }
+      }
+      const ref = best.nbdkit!;
+      const ours = best.rewind!;
+      const ratio = w.metric === 'bw' ? ours.bwBytes / ref.bwBytes : ours.iops / ref.iops;
+      const pass = ratio >= w.target;
+      if (!pass) failed++;
+      console.log(
+        `${w.name.padEnd(36)} nbdkit ${fmt(w, ref).padStart(12)}   rewind+journal ${fmt(w, ours).padStart(12)}   ratio ${ratio.toFixed(2)} (target ≥ ${w.target}) ${pass ? 'ok' : 'BELOW TARGET'}`,
+      );
+      results.push({ workload: w.name, metric: w.metric, nbdkit: ref, rewind: ours, ratio, target: w.target });
+    }
+    console.log(JSON.stringify({ date: new Date().toISOString(), cpus: os.cpus().length, results }, null, 2));
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+  process.exitCode = failed > 0 ? 1 : 0;
+}
+
+await main();
