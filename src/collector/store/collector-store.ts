@@ -8,7 +8,7 @@ import { VolumeStore } from './volume-store.js';
 
 export interface CollectorStoreOptions {
   segmentBytes?: number;
-  /** Interval of the planner's first-update bitmaps (default 1 s); see change-bitmaps.ts. */
+  /** Interval of the first-update bitmaps (default 1 s); see change-bitmaps.ts. */
   intervalNs?: bigint;
   bitmapBlockSize?: number;
   retention?: RetentionPolicy;
@@ -49,7 +49,7 @@ export class CollectorStore {
   }
 
   private volumeOptions() {
-    return { segmentBytes: this.opts.segmentBytes, retention: this.opts.retention, logger: this.log };
+    return { segmentBytes: this.opts.segmentBytes, retention: this.opts.retention, logger: this.log, intervalNs: this.opts.intervalNs, bitmapBlockSize: this.opts.bitmapBlockSize };
   }
 
   volume(name: string): VolumeStore | undefined {

@@ -4,3 +4,4 @@ export type { RestoreChunk, RestoreSink } from './image-emitter.js';
 export type { DiffExtent, Extent } from './image-plan.js';
 export type { ScrubProblem } from './scrub.js';
 export type { RetentionPolicy } from './retention.js';
+export { orBitmaps, popcount, type IntervalBitmap } from './change-bitmaps.js';

@@ -5,6 +5,7 @@ import { formatNs } from '../../core/hlc.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
 import { RecordKind, type JournalRecord } from '../../journal/record.js';
 import { JournalWriter } from '../../journal/writer.js';
+import { intervalBitmaps, type IntervalBitmap } from './change-bitmaps.js';
 import { CheckpointWriter, listCheckpointManifests, loadLatestCheckpoint, removeCheckpoint, type Checkpoint } from './checkpoint.js';
 import { EntryIndex } from './entry-index.js';
 import { HistoryLock, Serial } from './history-lock.js';
@@ -18,7 +19,7 @@ import { SegmentLocator } from './segment-locator.js';
 export type Point = { time: bigint } | { mark: string } | { seq: bigint };
 export interface MarkInfo { name: string; seq: bigint; time: bigint }
 export interface VolumeMeta { name: string; size: string; generation: number; token?: string }
-export interface VolumeOptions { segmentBytes?: number; retention?: RetentionPolicy; logger?: Logger }
+export interface VolumeOptions { segmentBytes?: number; retention?: RetentionPolicy; logger?: Logger; intervalNs?: bigint; bitmapBlockSize?: number }
 
 export function describePoint(p: Point): string {
   if ('mark' in p) return `mark "${p.mark}"`;
@@ -249,6 +250,17 @@ export class VolumeStore {
     const rb = this.resolve(b);
     const [lo, hi] = ra.seq < rb.seq ? [ra.seq, rb.seq] : [rb.seq, ra.seq];
     return diffPlan(this.index, this.idx(lo), this.idx(hi), Number(this.size));
+  }
+
+  /**
+   * First-update bitmaps per interval for the entries between two points (planner input).
+   * A mark's bitmap is the OR of those between the previous mark and it (orBitmaps).
+   */
+  changeBitmaps(a: Point, b: Point): IntervalBitmap[] {
+    const ra = this.resolve(a);
+    const rb = this.resolve(b);
+    const [lo, hi] = ra.seq < rb.seq ? [ra.seq, rb.seq] : [rb.seq, ra.seq];
+    return intervalBitmaps(this.index, this.idx(lo) + 1, this.idx(hi), Number(this.size), this.opts.bitmapBlockSize ?? 4096, this.opts.intervalNs ?? 1_000_000_000n);
   }
 
   async allocated(p: Point): Promise<Extent[]> {

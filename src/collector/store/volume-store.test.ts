@@ -1,0 +1,116 @@
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ErrorCodes } from '../../core/errors.js';
+import { HybridClock, ManualWallClock } from '../../core/hlc.js';
+import { EMPTY, RecordKind, type JournalRecord } from '../../journal/record.js';
+import { intervalBitmaps, orBitmaps, popcount } from './change-bitmaps.js';
+import { decodeManifest, encodeManifest } from './checkpoint.js';
+import { CollectorStore } from './collector-store.js';
+import { consolidationTarget } from './retention.js';
+
+const KiB = 1024;
+let dir: string;
+let store: CollectorStore;
+const wall = new ManualWallClock(1_800_000_000_000_000_000n);
+const clock = new HybridClock(wall.read);
+let seq = 0n;
+
+function write(off: number, data: Buffer, advanceMs = 10): JournalRecord {
+  wall.advance(BigInt(advanceMs) * 1_000_000n);
+  return { kind: RecordKind.Write, flags: 0, seq: ++seq, time: clock.now(), offset: BigInt(off), length: data.length, payload: data };
+}
+function trim(off: number, len: number): JournalRecord {
+  wall.advance(10_000_000n);
+  return { kind: RecordKind.Trim, flags: 0, seq: ++seq, time: clock.now(), offset: BigInt(off), length: len, payload: EMPTY };
+}
+
+async function image(v: NonNullable<ReturnType<CollectorStore['volume']>>, p: Parameters<typeof v.resolve>[0]): Promise<Buffer> {
+  const out = Buffer.alloc(Number(v.size), 0xee);
+  await v.restore(p, async (c) => {
+    if (c.zero) out.fill(0, Number(c.offset), Number(c.offset) + c.length);
+    else c.data!.copy(out, Number(c.offset));
+  });
+  return out;
+}
+
+beforeEach(async () => {
+  dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'rewind-volstore-'));
+  store = await CollectorStore.open(dir, { segmentBytes: 64 * KiB });
+  seq = 0n;
+});
+afterEach(async () => {
+  await store.close();
+  await fsp.rm(dir, { recursive: true, force: true });
+});
+
+describe('VolumeStore', () => {
+  it('restores unaligned overlapping writes and trims as of each instant (fake clock)', async () => {
+    const v = await store.createVolume('v1', BigInt(8 * KiB));
+    const r1 = write(1000, Buffer.alloc(3000, 1));
+    const r2 = write(2500, Buffer.alloc(100, 2));
+    const r3 = trim(2000, 1024);
+    await v.append([r1, r2, r3]);
+    const want1 = Buffer.alloc(8 * KiB); want1.fill(1, 1000, 4000);
+    const want2 = Buffer.from(want1); want2.fill(2, 2500, 2600);
+    const want3 = Buffer.from(want2); want3.fill(0, 2000, 3024);
+    expect(await image(v, { time: r1.time })).toEqual(want1);
+    expect(await image(v, { time: r2.time + 1n })).toEqual(want2);
+    expect(await image(v, { time: r3.time + 10n ** 12n })).toEqual(want3); // after the latest: the latest state
+    expect(await image(v, { time: r1.time - 1n })).toEqual(Buffer.alloc(8 * KiB)); // before any entry: checkpoint 0 (zeros)
+    expect(await v.diff({ seq: 1n }, { seq: 3n })).toEqual([
+      { offset: 2000n, length: 1024n, kind: 'zero' },
+    ]);
+    expect(await v.diff({ seq: 3n }, { seq: 0n })).toEqual([
+      { offset: 1000n, length: 1000n, kind: 'data' },
+      { offset: 2000n, length: 1024n, kind: 'zero' },
+      { offset: 3024n, length: 976n, kind: 'data' },
+    ]);
+    expect(await v.allocated({ seq: 3n })).toEqual([{ offset: 1000n, length: 1000n }, { offset: 3024n, length: 976n }]);
+  });
+
+  it('is idempotent for re-sent batches and refuses gaps and out-of-range extents', async () => {
+    const v = await store.createVolume('v2', BigInt(4 * KiB));
+    const a = write(0, Buffer.alloc(10, 9));
+    const b = write(10, Buffer.alloc(10, 8));
+    expect(await v.append([a, b])).toBe(2n);
+    expect(await v.append([a, b])).toBe(2n);
+    const c = write(0, Buffer.alloc(1, 1));
+    c.seq = 5n;
+    await expect(v.append([c])).rejects.toMatchObject({ code: ErrorCodes.JOURNAL_SEQ_GAP, details: { expected: 3n } });
+    seq = 2n;
+    await expect(v.append([write(4095, Buffer.alloc(2))])).rejects.toMatchObject({ code: ErrorCodes.OUT_OF_RANGE });
+    expect(v.durableSeq).toBe(2n);
+  });
+
+  it('createVolume is idempotent for the same size and refuses another size or a bad name', async () => {
+    const v = await store.createVolume('same', 4096n);
+    expect(await store.createVolume('same', 4096n)).toBe(v);
+    await expect(store.createVolume('same', 8192n)).rejects.toMatchObject({ code: ErrorCodes.ALREADY_EXISTS });
+    await expect(store.createVolume('../etc', 8192n)).rejects.toMatchObject({ code: ErrorCodes.INVALID_ARGUMENT });
+    expect(store.listVolumes().map((x) => x.name)).toEqual(['same']);
+  });
+
+  it('builds first-update bitmaps per interval that count unique blocks', async () => {
+    const v = await store.createVolume('bm', BigInt(64 * KiB));
+    // Two writes of the same 4 KiB block in one 1 s interval, one in the next.
+    await v.append([write(0, Buffer.alloc(4096, 1), 100), write(100, Buffer.alloc(10, 2), 100), write(8192, Buffer.alloc(5000, 3), 1000)]);
+    const maps = v.changeBitmaps({ seq: 0n }, { seq: 3n });
+    expect(maps.map((m) => [m.entries, m.writtenBytes, m.uniqueBlocks])).toEqual([[2, 4106, 1], [1, 5000, 2]]);
+    expect(popcount(orBitmaps(maps.map((m) => m.bitmap), maps[0]!.bitmap.length))).toBe(3);
+    expect(intervalBitmaps).toBeTypeOf('function');
+  });
+
+  it('checkpoint manifests carry a CRC that catches any change', () => {
+    const text = encodeManifest({ version: 1, seq: '5', time: '7', size: '4096', extents: [[0, 512, 123]] });
+    expect(decodeManifest(text, 'm.json').seq).toBe('5');
+    expect(() => decodeManifest(text.replace('"5"', '"6"'), 'm.json')).toThrow(/fails its CRC/);
+  });
+
+  it('retention stops consolidation at the oldest retained mark', () => {
+    expect(consolidationTarget({ seqAtCutoff: 100n, oldestMarkSeq: 40n, checkpointSeq: 10n })).toBe(40n);
+    expect(consolidationTarget({ seqAtCutoff: 100n, oldestMarkSeq: undefined, checkpointSeq: 10n })).toBe(100n);
+    expect(consolidationTarget({ seqAtCutoff: 5n, oldestMarkSeq: undefined, checkpointSeq: 10n })).toBe(10n);
+  });
+});
