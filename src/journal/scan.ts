@@ -26,6 +26,11 @@ export interface ScanProblem {
   bytesDropped: number;
   /** The bytes from `offset` to EOF are all zero (unwritten extent after a crash). */
   zeroTail: boolean;
+  /**
+   * The damaged record is the last in the file (its declared size reaches EOF) and one of
+   * its 512-byte sectors is all zero: a write torn at sector granularity (etcd's rule).
+   */
+  tornSector: boolean;
 }
 
 export interface ScannedRecord {
@@ -86,6 +91,7 @@ export class SegmentScanner {
       nextValid: null,
       bytesDropped: this.fileSize,
       zeroTail: isAllZero(rest),
+      tornSector: false,
     });
     this.validEnd = 0;
     this.done = true;
@@ -161,6 +167,7 @@ export class SegmentScanner {
       nextValid,
       bytesDropped: (nextValid ?? this.fileSize) - offset,
       zeroTail: isAllZero(rest),
+      tornSector: nextValid === null && hasZeroSector(rest, offset),
     });
     if (this.resync && nextValid !== null) {
       this.buf = rest.subarray(nv);
@@ -195,5 +202,17 @@ export function findNextValid(buf: Buffer, from: number): number {
  * allocated but never wrote before the crash). Everything else is corruption.
  */
 export function isTornTail(p: ScanProblem, lastSegment: boolean): boolean {
-  return lastSegment && p.nextValid === null && (p.reason === 'short' || p.zeroTail);
+  return lastSegment && p.nextValid === null && (p.reason === 'short' || p.zeroTail || p.tornSector);
+}
+
+/** `rest` starts at file offset `at` and runs to EOF; is the record there torn by sectors? */
+function hasZeroSector(rest: Buffer, at: number): boolean {
+  if (rest.length < RECORD_HEADER_SIZE) return false;
+  const declared = RECORD_HEADER_SIZE + rest.readUInt32LE(8);
+  if (declared !== rest.length) return false;
+  const SECTOR = 512;
+  for (let s = Math.ceil(at / SECTOR) * SECTOR; s < at + rest.length; s += SECTOR) {
+    if (isAllZero(rest.subarray(s - at, Math.min(s + SECTOR, at + rest.length) - at))) return true;
+  }
+  return false;
 }

@@ -54,11 +54,23 @@ export async function verifyJournal(dir: string): Promise<VerifyReport> {
       if (sc.header && sc.header.firstSeq !== s.firstSeq) {
         rep.corruptions.push({ segment: s.name, offset: 0, reason: 'bad-segment-header', detail: `header first seq ${sc.header.firstSeq} does not match the name`, bytesDropped: 0 });
       }
+      let seen = 0;
       for (;;) {
         const r = await sc.next();
+        // Damage found before this record: report it; the seqs it swallowed are part of it.
+        let skipped = false;
+        for (; seen < sc.problems.length; seen++) {
+          const p = sc.problems[seen];
+          if (isTornTail(p, last)) {
+            rep.tornTail = { segment: s.name, offset: p.offset, bytes: p.bytesDropped };
+          } else {
+            rep.corruptions.push({ segment: s.name, offset: p.offset, reason: p.reason, detail: p.detail, bytesDropped: p.bytesDropped });
+            skipped = true;
+          }
+        }
         if (!r) break;
         const rec = r.record;
-        if (rec.seq !== expect) {
+        if (rec.seq !== expect && !(skipped && rec.seq > expect)) {
           rep.corruptions.push({ segment: s.name, offset: r.offset, reason: 'bad-seq', detail: `seq ${rec.seq} where ${expect} was expected`, bytesDropped: 0 });
         } else if (rec.time <= lastTime) {
           rep.corruptions.push({ segment: s.name, offset: r.offset, reason: 'bad-time', detail: `time ${rec.time} of seq ${rec.seq} is not after ${lastTime}`, bytesDropped: 0 });
@@ -72,13 +84,6 @@ export async function verifyJournal(dir: string): Promise<VerifyReport> {
         }
         rep.lastSeq = rec.seq;
         rep.lastTime = rec.time;
-      }
-      for (const p of sc.problems) {
-        if (isTornTail(p, last)) {
-          rep.tornTail = { segment: s.name, offset: p.offset, bytes: p.bytesDropped };
-        } else {
-          rep.corruptions.push({ segment: s.name, offset: p.offset, reason: p.reason, detail: p.detail, bytesDropped: p.bytesDropped });
-        }
       }
     } finally {
       await sc.close();

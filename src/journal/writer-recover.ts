@@ -116,7 +116,7 @@ async function scanTail(s: SegmentFile): Promise<{ lastSeq: bigint | null; lastT
           lastSeq,
           lastTime,
           problem: {
-            offset: r.offset, reason: 'bad-seq', nextValid: r.offset, bytesDropped: s.size - r.offset, zeroTail: false,
+            offset: r.offset, reason: 'bad-seq', nextValid: r.offset, bytesDropped: s.size - r.offset, zeroTail: false, tornSector: false,
             detail: r.record.seq !== want ? `seq ${r.record.seq} where ${want} was expected` : `time ${r.record.time} not after ${lastTime}`,
           },
         };
