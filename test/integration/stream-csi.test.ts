@@ -149,6 +149,32 @@ describe('CSI SnapshotMetadata over marks', () => {
     expect(missing).toEqual([]);
   });
 
+  it('the collector Diff RPC reports the same extents, and marks made over the API are listed and usable', async () => {
+    const { collector } = loadProtos();
+    const c = new collector(server.address, grpc.credentials.createInsecure()) as unknown as Record<string, Function> & grpc.Client;
+    try {
+      const unary = <T>(m: string, req: unknown) => new Promise<T>((res, rej) => c[m]!.call(c, req, (e: unknown, v: T) => (e ? rej(e) : res(v))));
+      const diff: Ext[] = [];
+      for await (const r of c.Diff!.call(c, { volume: VOL, token: TOKEN, from: { mark: 'snap0' }, to: { mark: 'snap2' } }) as AsyncIterable<{ extents: Array<{ offset: string; length: string }> }>) {
+        diff.push(...r.extents.map((e): Ext => [Number(e.offset), Number(e.length)]));
+      }
+      const delta = flat(await call('GetMetadataDelta', { base_snapshot_id: `${VOL}/snap0`, target_snapshot_id: `${VOL}/snap2` }));
+      expect(diff).toEqual(delta);
+
+      const made = await unary<{ seq: string; name: string }>('CreateMark', { volume: VOL, token: TOKEN, name: 'api-mark', at: { seq: markSeq.get('snap1')!.toString() } });
+      expect(made.seq).toBe(markSeq.get('snap1')!.toString());
+      const listed = await unary<{ marks: Array<{ name: string; seq: string }> }>('ListMarks', { volume: VOL, token: TOKEN });
+      expect(listed.marks.map((m) => m.name)).toEqual(expect.arrayContaining(['snap0', 'snap1', 'snap2', 'api-mark']));
+      const viaApiMark = flat(await call('GetMetadataDelta', { base_snapshot_id: `${VOL}/api-mark`, target_snapshot_id: `${VOL}/snap2` }));
+      const viaSnap1 = flat(await call('GetMetadataDelta', { base_snapshot_id: `${VOL}/snap1`, target_snapshot_id: `${VOL}/snap2` }));
+      expect(viaApiMark).toEqual(viaSnap1);
+      const vols = await unary<{ volumes: Array<{ volume: string; durable_seq: string }> }>('ListVolumes', {});
+      expect(vols.volumes.find((v) => v.volume === VOL)?.durable_seq).toBe(spool.lastSeq.toString());
+    } finally {
+      c.close();
+    }
+  });
+
   it('refuses a wrong token, an unknown mark and an offset past the end with clear errors', async () => {
     const codeOf = async (method: string, req: Record<string, unknown>) => {
       try {
