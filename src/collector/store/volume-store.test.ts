@@ -62,12 +62,23 @@ describe('VolumeStore', () => {
     expect(await v.diff({ seq: 1n }, { seq: 3n })).toEqual([
       { offset: 2000n, length: 1024n, kind: 'zero' },
     ]);
+    // Exact (default): the trimmed range was zero at seq 0 too, so it is not a difference.
     expect(await v.diff({ seq: 3n }, { seq: 0n })).toEqual([
+      { offset: 1000n, length: 1000n, kind: 'data' },
+      { offset: 3024n, length: 976n, kind: 'data' },
+    ]);
+    // From the log alone, every touched byte is a candidate.
+    expect(await v.diff({ seq: 3n }, { seq: 0n }, { exact: false })).toEqual([
       { offset: 1000n, length: 1000n, kind: 'data' },
       { offset: 2000n, length: 1024n, kind: 'zero' },
       { offset: 3024n, length: 976n, kind: 'data' },
     ]);
-    expect(await v.allocated({ seq: 3n })).toEqual([{ offset: 1000n, length: 1000n }, { offset: 3024n, length: 976n }]);
+    // A rewrite with identical bytes is a candidate but not a difference.
+    const r4 = write(1000, Buffer.alloc(600, 1));
+    await v.append([r4]);
+    expect(await v.diff({ seq: 3n }, { seq: 4n })).toEqual([]);
+    expect(await v.diff({ seq: 3n }, { seq: 4n }, { exact: false })).toEqual([{ offset: 1000n, length: 600n, kind: 'data' }]);
+    expect(await v.allocated({ seq: 4n })).toEqual([{ offset: 1000n, length: 1000n }, { offset: 3024n, length: 976n }]);
   });
 
   it('is idempotent for re-sent batches and refuses gaps and out-of-range extents', async () => {

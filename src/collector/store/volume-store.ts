@@ -9,6 +9,7 @@ import { intervalBitmaps, type IntervalBitmap } from './change-bitmaps.js';
 import { CheckpointWriter, listCheckpointManifests, loadLatestCheckpoint, removeCheckpoint, type Checkpoint } from './checkpoint.js';
 import { EntryIndex } from './entry-index.js';
 import { HistoryLock, Serial } from './history-lock.js';
+import { refineDiff } from './diff-refine.js';
 import { emitImage, type RestoreSink } from './image-emitter.js';
 import { allocatedExtents, diffPlan, planImage, type DiffExtent, type Extent } from './image-plan.js';
 import { readJson, writeJsonAtomic } from './json-file.js';
@@ -242,14 +243,24 @@ export class VolumeStore {
 
   /**
    * Changed extents between two points, ascending and merged, labelled by the younger
-   * point. Byte-exact from the log (finer than any bitmap): every byte that differs is
-   * reported; a byte rewritten with the value it already had is reported as changed too.
+   * point (data, or zero where it was trimmed/zeroed). Candidates come byte-exactly from
+   * the log (finer than any block bitmap), so no changed byte is ever missed. With `exact`
+   * (default) they are then checked against both images (refineDiff), so the answer equals
+   * a byte comparison of the two restored images at 512-byte granularity; `exact: false`
+   * skips the reads and may also report bytes rewritten with the value they had.
    */
-  async diff(a: Point, b: Point): Promise<DiffExtent[]> {
-    const ra = this.resolve(a);
-    const rb = this.resolve(b);
-    const [lo, hi] = ra.seq < rb.seq ? [ra.seq, rb.seq] : [rb.seq, ra.seq];
-    return diffPlan(this.index, this.idx(lo), this.idx(hi), Number(this.size));
+  diff(a: Point, b: Point, opts: { exact?: boolean } = {}): Promise<DiffExtent[]> {
+    return this.history.read(async () => {
+      const ra = this.resolve(a);
+      const rb = this.resolve(b);
+      const [lo, hi] = ra.seq < rb.seq ? [ra.seq, rb.seq] : [rb.seq, ra.seq];
+      const size = Number(this.size);
+      const candidates = diffPlan(this.index, this.idx(lo), this.idx(hi), size);
+      if (opts.exact === false || candidates.length === 0) return candidates;
+      await this.locator.catchUp(this.index, hi);
+      return refineDiff({ candidates, olderPlan: planImage(this.index, this.idx(lo), size), youngerPlan: planImage(this.index, this.idx(hi), size),
+        index: this.index, locator: this.locator, ckpt: this.ckpt });
+    });
   }
 
   /**
