@@ -179,7 +179,7 @@ export class Shipper {
         if (!stop.aborted) {
           this.lastError = re;
           // Refusals need an operator (token, certificate, name): say so loudly, keep trying.
-          const level = re.code === ErrorCodes.UNAUTHENTICATED || re.code === ErrorCodes.NOT_FOUND ? 'error' : 'warn';
+          const level = re.code === ErrorCodes.UNAUTHENTICATED || re.code === ErrorCodes.NOT_FOUND || re.code === ErrorCodes.JOURNAL_SEQ_GAP ? 'error' : 'warn';
           this.log[level]('append stream failed; reconnecting', { code: re.code, message: re.message });
         }
       }
@@ -223,6 +223,8 @@ export class Shipper {
           welcomed = true;
           clearTimeout(welcomeTimer);
           const durable = BigInt(m.welcome.durable_seq);
+          const behind = this.spoolBehind(durable);
+          if (behind) return settle(behind);
           this.onWelcome(durable);
           this.send(call, durable + 1n, sess.signal).then(() => undefined, settle);
         } else if (m.msg === 'ack' && m.ack) {
@@ -245,6 +247,24 @@ export class Shipper {
         },
       } as AppendRequestMsg);
     });
+  }
+
+  /**
+   * The collector holds entries past the end of the spool: they were shipped before they
+   * reached the spool's disk and a crash lost them locally. Shipping on would give new
+   * entries seqs the collector already holds with other content, and it would ignore them
+   * as resends — silent loss. Refuse until the spool continues past the collector's seq
+   * (the spool sets its journal aside on open when its acked seq is ahead) and a full
+   * resync has run.
+   */
+  private spoolBehind(durable: bigint): RewindError | undefined {
+    const last = this.o.spool.lastSeq;
+    if (durable <= last) return undefined;
+    return new RewindError(
+      ErrorCodes.JOURNAL_SEQ_GAP,
+      `collector holds volume "${this.o.volume}" up to seq ${durable} but the local spool ends at seq ${last} (entries lost in a node crash); a full resync of the volume is required before shipping can resume`,
+      { details: { volume: this.o.volume, collectorSeq: durable, spoolSeq: last } },
+    );
   }
 
   private onWelcome(durable: bigint): void {

@@ -178,3 +178,9 @@ export async function waitFor(cond: () => boolean | Promise<boolean>, ms: number
   }
   throw new Error(`timed out after ${ms} ms waiting for ${what}`);
 }
+
+/** The write a test shipper process makes as entry `seq`: checkable after the process died. */
+export function expectedWrite(seq: bigint, size: bigint): { offset: bigint; payload: Buffer } {
+  const blocks = size / 4096n;
+  return { offset: ((seq * 7n) % blocks) * 4096n, payload: Buffer.alloc(4096, Number(seq % 251n)) };
+}

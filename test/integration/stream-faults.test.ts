@@ -8,9 +8,10 @@ import { startCollectorGrpc, type CollectorGrpcServer } from '../../src/collecto
 import { storePort } from '../../src/collector/grpc/store-adapter.js';
 import { CollectorStore } from '../../src/collector/store/index.js';
 import { readJournal } from '../../src/journal/reader.js';
-import type { JournalRecord } from '../../src/journal/record.js';
+import { RecordKind, type JournalRecord } from '../../src/journal/record.js';
 import { Shipper } from '../../src/ship/shipper.js';
-import { CuttingProxy, MemorySpool, randomMutation, waitFor } from '../helpers/stream-fixtures.js';
+import { Spool } from '../../src/ship/spool.js';
+import { CuttingProxy, expectedWrite, MemorySpool, randomMutation, waitFor } from '../helpers/stream-fixtures.js';
 
 const SIZE = 2 * 1024 * 1024;
 const TOKEN = 'faults-token';
@@ -190,5 +191,50 @@ describe('stream faults', () => {
     }
     expectSameJournal(await collectorJournal(data, 'vol-kill'), spool.records);
     await waitFor(() => true, 10, 'noop');
+  });
+
+  it('kill -9 of the shipper process: a new shipper on the same spool resumes without gaps or duplicates', async () => {
+    const data = path.join(dir, 'shipkill');
+    const spoolDir = path.join(dir, 'shipkill-spool');
+    const store = await CollectorStore.open(data);
+    const server = await startCollectorGrpc({ store: storePort(store), listen: { host: '127.0.0.1', port: 0 }, allowPlaintext: true });
+    const size = BigInt(SIZE);
+    let spool: Spool | undefined;
+    let shipper: Shipper | undefined;
+    try {
+      const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'test/helpers/shipper-child.ts'), spoolDir, server.address, 'vol-sk', TOKEN, String(SIZE)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      children.push(child);
+      let err = '';
+      child.stderr!.on('data', (d) => (err += d));
+      await waitFor(() => store.volume('vol-sk') !== undefined && store.volume('vol-sk')!.durableSeq > 100n, 30_000, `the child to ship 100 entries (${err})`);
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGKILL');
+      await exited;
+      const atKill = store.volume('vol-sk')!.durableSeq;
+
+      spool = await Spool.open(spoolDir, { volumeSize: size, maxBytes: 64 * 1024 * 1024, fullPolicy: 'block' });
+      expect(spool.lastSeq).toBeGreaterThanOrEqual(atKill);
+      shipper = new Shipper({ spool, volume: 'vol-sk', size, token: TOKEN, target: { address: server.address, allowPlaintext: true }, mode: 'async' });
+      shipper.start();
+      // The node keeps writing after the restart.
+      for (let i = 0; i < 50; i++) {
+        const w = expectedWrite(spool.lastSeq + 1n, size);
+        await spool.append({ kind: RecordKind.Write, flags: 0, offset: w.offset, length: 4096, payload: w.payload });
+      }
+      await shipper.drain(AbortSignal.timeout(30_000));
+      expect(shipper.status().lastError).toBeUndefined();
+      const got = await collectorJournal(data, 'vol-sk');
+      expect(got.length).toBe(Number(spool.lastSeq));
+      const bad = got.filter((r, i) => {
+        const w = expectedWrite(BigInt(i + 1), size);
+        return r.seq !== BigInt(i + 1) || r.offset !== w.offset || !r.payload.equals(w.payload);
+      });
+      expect(bad.map((r) => r.seq)).toEqual([]);
+    } finally {
+      await shipper?.stop();
+      await spool?.close();
+      await server.close();
+      await store.close();
+    }
   });
 });
