@@ -1,0 +1,2 @@
+export * from './rewind-metrics.js';
+export * from './observe.js';
