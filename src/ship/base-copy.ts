@@ -33,6 +33,17 @@ export interface BaseCopyOptions {
   /** The journal filter's lock (the lead wires the same instance into both). */
   lock: RangeLockPort;
   chunkSize?: number;
+  /**
+   * Ranges to copy (default: the whole volume). A resync after a crash or a full spool
+   * passes the dirty extents here.
+   */
+  ranges?: Array<{ offset: bigint; length: number | bigint }>;
+  /**
+   * 'skip' (initial copy): ranges reading as zeros are left out, the collector's empty
+   * image is zero there. 'record' (resync): they become ZERO entries, because the copy
+   * on the other side may hold older data there.
+   */
+  zeros?: 'skip' | 'record';
   signal?: AbortSignal;
   logger?: Logger;
   onProgress?: (doneBytes: bigint, size: bigint) => void;
@@ -56,32 +67,42 @@ export async function runBaseCopy(opts: BaseCopyOptions): Promise<BaseCopyResult
   let last = 0n;
   let copied = 0n;
   let chunks = 0;
-  for (let win = 0n; win < size; win += BigInt(STATUS_WINDOW)) {
-    if (opts.signal?.aborted) break;
-    const winLen = Number(size - win < BigInt(STATUS_WINDOW) ? size - win : BigInt(STATUS_WINDOW));
-    const extents = backend.capabilities.blockStatus
-      ? await backend.blockStatus(win, winLen)
-      : [{ offset: win, length: BigInt(winLen), flags: 0 }];
-    for (const e of extents) {
-      if (e.flags & NBD_STATE_ZERO) continue;
-      const end = e.offset + e.length > win + BigInt(winLen) ? win + BigInt(winLen) : e.offset + e.length;
-      for (let off = e.offset; off < end; off += BigInt(chunk)) {
-        if (opts.signal?.aborted) break;
-        const len = Number(end - off < BigInt(chunk) ? end - off : BigInt(chunk));
-        const release = await lock.acquire(off, len);
-        let rec: JournalRecord | null;
-        try {
-          const buf = Buffer.allocUnsafe(len);
-          await backend.pread(buf, off);
-          rec = await spool.append({ kind: RecordKind.Write, flags: RecordFlag.Base, offset: off, length: len, payload: buf });
-        } finally {
-          release();
+  const ranges = opts.ranges ?? [{ offset: 0n, length: size }];
+  for (const r of ranges) {
+    const rEnd = r.offset + BigInt(r.length) > size ? size : r.offset + BigInt(r.length);
+    for (let win = r.offset; win < rEnd; win += BigInt(STATUS_WINDOW)) {
+      if (opts.signal?.aborted) break;
+      const winLen = Number(rEnd - win < BigInt(STATUS_WINDOW) ? rEnd - win : BigInt(STATUS_WINDOW));
+      const extents = backend.capabilities.blockStatus
+        ? await backend.blockStatus(win, winLen)
+        : [{ offset: win, length: BigInt(winLen), flags: 0 }];
+      for (const e of extents) {
+        const start = e.offset < win ? win : e.offset;
+        const end = e.offset + e.length > win + BigInt(winLen) ? win + BigInt(winLen) : e.offset + e.length;
+        const isZero = (e.flags & NBD_STATE_ZERO) !== 0;
+        if (isZero && opts.zeros !== 'record') continue;
+        for (let off = start; off < end; off += BigInt(chunk)) {
+          if (opts.signal?.aborted) break;
+          const len = Number(end - off < BigInt(chunk) ? end - off : BigInt(chunk));
+          const release = await lock.acquire(off, len);
+          let rec: JournalRecord | null;
+          try {
+            if (isZero) {
+              rec = await spool.append({ kind: RecordKind.Zero, flags: RecordFlag.Base, offset: off, length: len, payload: Buffer.alloc(0) });
+            } else {
+              const buf = Buffer.allocUnsafe(len);
+              await backend.pread(buf, off);
+              rec = await spool.append({ kind: RecordKind.Write, flags: RecordFlag.Base, offset: off, length: len, payload: buf });
+            }
+          } finally {
+            release();
+          }
+          // null: the spool is full and tracks the extent as dirty; the resync covers it.
+          if (rec) last = rec.seq;
+          copied += BigInt(len);
+          chunks++;
+          opts.onProgress?.(off + BigInt(len), size);
         }
-        // null: the spool is full and tracks the extent as dirty; the resync covers it.
-        if (rec) last = rec.seq;
-        copied += BigInt(len);
-        chunks++;
-        opts.onProgress?.(off + BigInt(len), size);
       }
     }
   }
