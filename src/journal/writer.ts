@@ -56,13 +56,16 @@ interface Waiter {
  * must not mutate (or reuse) the buffer after `append()`. Copying instead would cost a
  * memcpy of every NBD write on the hot path.
  *
- * Measured on this VM (virtio disk, ext4, node 20; `npx vitest run src/journal/writer.test.ts`
- * prints these as "bench:" lines; numbers drift ±20 % between runs):
- *   1 MiB records, no sync ............ ~1.9 GiB/s   (page cache; ~2.1 ms per 4 MiB batch)
- *   1 MiB records, sync every 16 ...... ~1.1 GiB/s
- *   4 KiB records, no sync ............ ~300k rec/s  (~1.2 GiB/s)
- *   4 KiB records, sync after each .... ~4.5k rec/s  (fdatasync bound, PEERS.md: ~5k/s)
- * (see the comment in writer.test.ts for the exact workload)
+ * Measured on this VM (2 vCPU, virtio disk, ext4, node 20), same process, ratios against
+ * plain fs.writeSync + fdatasync of the same bytes; absolute numbers swing 2x with load:
+ *   1 MiB records, no sync (until written) .. ~325 MiB/s quiet / 115-170 MiB/s loaded;
+ *     raw write+fdatasync of the same 512 MiB: ~356 MiB/s quiet → 0.91x. The cost is the
+ *     fdatasync at each 64 MiB rotation (below): page-cache-only writes are ~2x faster but
+ *     not crash-ordered. CRC32C of 1 MiB costs ~0.3 ms (82 ms per 256 MiB).
+ *   1 MiB records, sync every 16 ........... ~210 MiB/s (writer.test.ts bench, loaded)
+ *   4 KiB records, no sync ................... 80-92k rec/s quiet, 32-37k loaded
+ *   4 KiB records, sync after each ........... 2.7-3.9k/s quiet (PEERS.md: raw ~5k/s), ~230/s loaded
+ * Reproduce: `npx vitest run src/journal/writer.test.ts` prints a "bench:" line.
  *
  * Rotation crash safety: the old segment is fdatasync'ed BEFORE the new one is created, so
  * a torn tail can only ever be in the last segment; the new segment's header is written,
@@ -76,6 +79,7 @@ export class JournalWriter {
   private physPos: number;
   private queue: Op[] = [];
   private waiters: Waiter[] = [];
+  private drainers: Array<{ below: number; resolve: () => void; reject: (e: unknown) => void }> = [];
   private pumping = false;
   private failed: RewindError | null = null;
   private closed = false;
@@ -189,6 +193,17 @@ export class JournalWriter {
     this.kick();
   }
 
+  /**
+   * Resolves once fewer than `below` bytes are queued for writing: append() never waits,
+   * so a producer faster than the disk (1.5 GiB/s of NBD writes into a rotation's
+   * fdatasync) uses this to bound the memory the queue holds.
+   */
+  drain(below: number): Promise<void> {
+    if (this.failed) return Promise.reject(this.failed);
+    if (this.pending < below) return Promise.resolve();
+    return new Promise((resolve, reject) => this.drainers.push({ below, resolve, reject }));
+  }
+
   /** Everything appended so far is durable when this resolves (write + fdatasync). */
   sync(): Promise<void> {
     if (this.failed) return Promise.reject(this.failed);
@@ -223,6 +238,7 @@ export class JournalWriter {
       this.failed = fromSystemError(err, `write journal ${this.dir}`);
       this.log.error('journal write failed; the writer is unusable until reopened', { dir: this.dir, err: this.failed });
       for (const w of this.waiters.splice(0)) w.reject(this.failed);
+      for (const d of this.drainers.splice(0)) d.reject(this.failed);
     } finally {
       this.pumping = false;
     }
@@ -253,6 +269,11 @@ export class JournalWriter {
       this.physPos += op.bytes;
       this.pending -= op.bytes;
       this.writtenSeqValue = op.lastSeq;
+      if (this.drainers.length > 0) {
+        const ready = this.drainers.filter((d) => this.pending < d.below);
+        this.drainers = this.drainers.filter((d) => this.pending >= d.below);
+        for (const d of ready) d.resolve();
+      }
     }
   }
 

@@ -35,6 +35,8 @@ interface Blocked {
   reject: (e: unknown) => void;
 }
 
+/** Appends wait while more than this is queued in memory for the journal write. */
+const MAX_PENDING_BYTES = 64 * 1024 * 1024;
 const DEFAULT_BATCH_RECORDS = 1024;
 const DEFAULT_BATCH_BYTES = 8 * 1024 * 1024;
 
@@ -134,6 +136,8 @@ export class Spool extends EventEmitter {
   async append(e: SpoolEntry): Promise<JournalRecord | null> {
     this.checkOpen();
     const size = RECORD_HEADER_SIZE + e.payload.length;
+    // Memory bound: a writer faster than the disk waits here (not counted as 'blocked').
+    if (this.writer.pendingBytes > MAX_PENDING_BYTES) await this.writer.drain(MAX_PENDING_BYTES);
     if (this.blocked.length === 0 && this.hasRoom(size)) return this.appendNow(e);
     if (this.o.fullPolicy === 'dirty-bitmap') {
       await this.side.markDirty(e.offset, e.length);
