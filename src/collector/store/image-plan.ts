@@ -5,6 +5,8 @@ import type { EntryIndex } from './entry-index.js';
 
 /** Piece owner for bytes a trim or write-zeroes made zero. */
 export const ZERO_SRC = -2;
+/** Piece owner for bytes a partial plan does not care about (never emitted). */
+export const OUTSIDE = -3;
 
 /**
  * Who owns each byte of the image as of entry index `upTo` (inclusive; -1 = the checkpoint
@@ -13,8 +15,18 @@ export const ZERO_SRC = -2;
  * each byte claimed once, so restore reads each byte once and a fully overwritten history
  * costs only the header walk, never a payload read.
  */
-export function planImage(index: EntryIndex, upTo: number, size: number): Coverage {
+export function planImage(index: EntryIndex, upTo: number, size: number, only?: Array<[number, number]>): Coverage {
   const cov = new Coverage(size);
+  if (only) {
+    // Pre-claim everything outside `only` so the walk stops once those bytes are owned
+    // (diff refinement needs a few MiB of two images, not two whole-volume plans).
+    let pos = 0;
+    for (const [s, e] of only) {
+      if (s > pos) cov.claim(pos, s, OUTSIDE);
+      pos = Math.max(pos, e);
+    }
+    if (pos < size) cov.claim(pos, size, OUTSIDE);
+  }
   for (let i = upTo; i >= 0 && !cov.full; i--) {
     const kind = index.kinds[i]!;
     if (kind === RecordKind.Mark) continue;

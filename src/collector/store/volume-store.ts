@@ -230,12 +230,13 @@ export class VolumeStore {
       await this.locator.catchUp(this.index, r.seq);
       const size = Number(this.size);
       let ranges: Array<[number, number]> = [[0, size]];
+      let only: Array<[number, number]> | undefined;
       if (opts.changedSince) {
         const c = this.resolve(opts.changedSince);
         const [lo, hi] = c.seq < r.seq ? [c.seq, r.seq] : [r.seq, c.seq];
-        ranges = diffPlan(this.index, this.idx(lo), this.idx(hi), size).map((e) => [Number(e.offset), Number(e.offset + e.length)]);
+        ranges = only = diffPlan(this.index, this.idx(lo), this.idx(hi), size).map((e) => [Number(e.offset), Number(e.offset + e.length)]);
       }
-      const plan = planImage(this.index, this.idx(r.seq), size);
+      const plan = planImage(this.index, this.idx(r.seq), size, only);
       const bytes = await emitImage({ plan, index: this.index, locator: this.locator, ckpt: this.ckpt, ranges, sink, onProgress: opts.onProgress });
       return { ...r, bytes };
     });
@@ -258,7 +259,8 @@ export class VolumeStore {
       const candidates = diffPlan(this.index, this.idx(lo), this.idx(hi), size);
       if (opts.exact === false || candidates.length === 0) return candidates;
       await this.locator.catchUp(this.index, hi);
-      return refineDiff({ candidates, olderPlan: planImage(this.index, this.idx(lo), size), youngerPlan: planImage(this.index, this.idx(hi), size),
+      const only = candidates.map((e) => [Number(e.offset), Number(e.offset + e.length)] as [number, number]);
+      return refineDiff({ candidates, olderPlan: planImage(this.index, this.idx(lo), size, only), youngerPlan: planImage(this.index, this.idx(hi), size, only),
         index: this.index, locator: this.locator, ckpt: this.ckpt });
     });
   }
