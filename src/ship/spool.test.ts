@@ -145,6 +145,28 @@ describe('Spool', () => {
     await s2.close();
   });
 
+  it('recovers after being abandoned without close (as after kill -9) and reads back in batches across segments', async () => {
+    const d = dir();
+    const o = base({ maxBytes: 64 * MiB, segmentBytes: 64 * 1024 });
+    const s = await Spool.open(d, o);
+    for (let i = 0; i < 100; i++) await s.append(write(i * 512, 3000, i));
+    await s.sync();
+    await s.ack(4n);
+    for (let i = 100; i < 105; i++) await s.append(write(i * 512, 3000, i));
+    const s2 = await Spool.open(d, o); // s is never closed
+    expect(s2.lastSeq >= 100n).toBe(true);
+    expect(s2.ackedSeq).toBe(4n);
+    let next = 5n;
+    for (let guard = 0; guard < 100 && next <= s2.lastSeq; guard++) {
+      const b = await s2.read(next, { maxRecords: 7 });
+      expect(b[0].seq).toBe(next);
+      for (const r of b) expect(r.payload.equals(Buffer.alloc(3000, Number(r.seq) - 1))).toBe(true);
+      next = b[b.length - 1].seq + 1n;
+    }
+    expect(next).toBe(s2.lastSeq + 1n);
+    await s2.close();
+  });
+
   it('frees whole segments on ack and refuses to read freed entries', async () => {
     const d = dir();
     const s = await Spool.open(d, base({ maxBytes: 64 * MiB, segmentBytes: 256 * 1024 }));

@@ -82,7 +82,7 @@ export class Spool extends EventEmitter {
     });
     const segmentBytes = opts.segmentBytes ?? Math.min(64 << 20, Math.max(1 << 20, Math.floor(opts.maxBytes / 4)));
     const side = await SpoolSideFiles.load(dir, opts.volumeSize, opts.blockSize ?? 64 * 1024, log);
-    const jdir = path.join(dir, 'journal');
+    const jdir = Spool.journalDir(dir);
     let writer = await JournalWriter.open(jdir, { segmentBytes, logger: log, firstSeq: side.ackedSeq + 1n });
     if (side.ackedSeq > writer.lastSeq) {
       // The collector holds entries this journal no longer has (they were shipped before
@@ -101,6 +101,11 @@ export class Spool extends EventEmitter {
     clock.observe(writer.lastTime);
     await side.saveState();
     return new Spool(dir, opts, writer, side, clock, new SpoolTailCache(), log);
+  }
+
+  /** Where a spool keeps its journal (for `rewind journal verify|dump|replay`). */
+  static journalDir(dir: string): string {
+    return path.join(dir, 'journal');
   }
 
   get lastSeq(): bigint {
@@ -199,7 +204,7 @@ export class Spool extends EventEmitter {
       let bytes = 0;
       out.length = 0;
       try {
-        for await (const p of readJournalPositioned(path.join(this.dir, 'journal'), { fromSeq: from, toSeq: to, position: this.pos ?? undefined })) {
+        for await (const p of readJournalPositioned(Spool.journalDir(this.dir), { fromSeq: from, toSeq: to, position: this.pos ?? undefined })) {
           const size = RECORD_HEADER_SIZE + p.record.payload.length;
           if (out.length > 0 && (out.length >= maxRecords || bytes + size > maxBytes)) break;
           out.push(p.record);
