@@ -1,0 +1,259 @@
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AsyncReader } from '../../src/nbd/async-reader.js';
+import { createNbdServer, type NbdServer } from '../../src/nbd/server.js';
+import { ExportRegistry } from '../../src/nbd/export-registry.js';
+import { FileBackend } from '../../src/nbd/file-backend.js';
+import * as C from '../../src/nbd/constants.js';
+import { makeTempDir, nbdUri, qemuIo, requirePeer, runPeer } from '../helpers/nbd-peers.js';
+
+const SIZE = 64 * 1024 * 1024;
+
+/** A hand-driven client: exactly the bytes we choose, to probe the server's edges. */
+class RawClient {
+  readonly reader = new AsyncReader();
+  readonly closed: Promise<void>;
+  constructor(readonly sock: net.Socket) {
+    sock.on('data', (d: Buffer) => this.reader.push(d));
+    this.closed = new Promise((resolve) => sock.on('close', () => { this.reader.close(); resolve(); }));
+    sock.on('error', () => undefined);
+  }
+  static async connect(port: number): Promise<RawClient> {
+    const s = net.connect(port, '127.0.0.1');
+    await new Promise<void>((resolve, reject) => { s.once('connect', resolve); s.once('error', reject); });
+    const c = new RawClient(s);
+    const g = await c.reader.read(18);
+    expect(g.readBigUInt64BE(0)).toBe(C.NBDMAGIC);
+    expect(g.readBigUInt64BE(8)).toBe(C.IHAVEOPT);
+    const flags = Buffer.alloc(4);
+    flags.writeUInt32BE(C.NBD_FLAG_C_FIXED_NEWSTYLE | C.NBD_FLAG_C_NO_ZEROES);
+    s.write(flags);
+    return c;
+  }
+  sendOption(option: number, payload: Buffer, declaredLength = payload.length): void {
+    const h = Buffer.alloc(16);
+    h.writeBigUInt64BE(C.IHAVEOPT, 0);
+    h.writeUInt32BE(option, 8);
+    h.writeUInt32BE(declaredLength, 12);
+    this.sock.write(Buffer.concat([h, payload]));
+  }
+  async optionReply(): Promise<{ option: number; type: number; data: Buffer }> {
+    const h = await this.reader.read(20);
+    expect(h.readBigUInt64BE(0)).toBe(C.OPT_REPLY_MAGIC);
+    const data = await this.reader.read(h.readUInt32BE(16));
+    return { option: h.readUInt32BE(8), type: h.readUInt32BE(12), data };
+  }
+  /** NBD_OPT_GO for export "" → transmission. */
+  async go(structured = false): Promise<void> {
+    if (structured) {
+      this.sendOption(C.NBD_OPT_STRUCTURED_REPLY, Buffer.alloc(0));
+      expect((await this.optionReply()).type).toBe(C.NBD_REP_ACK);
+    }
+    this.sendOption(C.NBD_OPT_GO, Buffer.from([0, 0, 0, 0, 0, 0]));
+    for (;;) {
+      const r = await this.optionReply();
+      if (r.type === C.NBD_REP_ACK) return;
+      expect(r.type).toBe(C.NBD_REP_INFO);
+    }
+  }
+  request(type: number, offset: number, length: number, handle: number, flags = 0, payload?: Buffer): void {
+    const h = Buffer.alloc(28);
+    h.writeUInt32BE(C.NBD_REQUEST_MAGIC, 0);
+    h.writeUInt16BE(flags, 4);
+    h.writeUInt16BE(type, 6);
+    h.writeBigUInt64BE(BigInt(handle), 8);
+    h.writeBigUInt64BE(BigInt(offset), 16);
+    h.writeUInt32BE(length, 24);
+    this.sock.write(payload ? Buffer.concat([h, payload]) : h);
+  }
+  async simpleReply(): Promise<{ error: number; handle: number }> {
+    const r = await this.reader.read(16);
+    expect(r.readUInt32BE(0)).toBe(C.NBD_SIMPLE_REPLY_MAGIC);
+    return { error: r.readUInt32BE(4), handle: Number(r.readBigUInt64BE(8)) };
+  }
+  destroy(): void {
+    this.sock.destroy();
+  }
+}
+
+describe('NBD server against malformed and hostile input on a raw socket', () => {
+  let dir: string;
+  let server: NbdServer;
+  let backend: FileBackend;
+  let port: number;
+  let uri: string;
+
+  /** After every hostile case, a real client must still be served. */
+  const stillServes = async (): Promise<void> => {
+    await qemuIo(uri, ['read -P 0x42 0 4096']);
+  };
+
+  beforeAll(async () => {
+    requirePeer('qemu-io');
+    dir = makeTempDir();
+    backend = await FileBackend.open(path.join(dir, 'raw.img'), { size: SIZE });
+    server = createNbdServer({ exports: new ExportRegistry().add('', backend), handshakeTimeoutMs: 3000, maxConnections: 400 });
+    const a = await server.listen({ host: '127.0.0.1', port: 0 });
+    port = (a as net.AddressInfo).port;
+    uri = nbdUri({ host: '127.0.0.1', port });
+    await qemuIo(uri, ['write -P 0x42 0 4096']);
+  });
+
+  afterAll(async () => {
+    await server?.close();
+    await backend?.close();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('closes the connection on an option without IHAVEOPT magic', async () => {
+    const c = await RawClient.connect(port);
+    c.sock.write(Buffer.alloc(16, 0x55));
+    await c.closed;
+    await stillServes();
+  });
+
+  it('drains an unknown option with payload, replies NBD_REP_ERR_UNSUP, and stays framed', async () => {
+    const c = await RawClient.connect(port);
+    c.sendOption(0x7777, Buffer.alloc(1000, 0xaa));
+    const r = await c.optionReply();
+    expect(r.option).toBe(0x7777);
+    expect(r.type).toBe(C.NBD_REP_ERR_UNSUP);
+    c.sendOption(C.NBD_OPT_LIST, Buffer.alloc(0));
+    const s = await c.optionReply();
+    expect(s.type).toBe(C.NBD_REP_SERVER);
+    expect((await c.optionReply()).type).toBe(C.NBD_REP_ACK);
+    c.destroy();
+    await stillServes();
+  });
+
+  it('answers an oversized option with NBD_REP_ERR_TOO_BIG, draining it when bounded and closing when not', async () => {
+    const c = await RawClient.connect(port);
+    c.sendOption(C.NBD_OPT_INFO, Buffer.alloc(200 * 1024), 200 * 1024);
+    expect((await c.optionReply()).type).toBe(C.NBD_REP_ERR_TOO_BIG);
+    await c.go(); // still framed
+    c.destroy();
+    const d = await RawClient.connect(port);
+    d.sendOption(C.NBD_OPT_INFO, Buffer.alloc(0), 0xfffffff0);
+    expect((await d.optionReply()).type).toBe(C.NBD_REP_ERR_TOO_BIG);
+    await d.closed;
+    await stillServes();
+  });
+
+  it('refuses out-of-range, zero-length and unknown requests with the spec errno and stays framed', async () => {
+    const c = await RawClient.connect(port);
+    await c.go();
+    c.request(C.NBD_CMD_READ, SIZE - 100, 200, 1);
+    expect(await c.simpleReply()).toEqual({ error: C.NBD_EINVAL, handle: 1 });
+    c.request(C.NBD_CMD_WRITE, SIZE - 100, 200, 2, 0, Buffer.alloc(200));
+    expect(await c.simpleReply()).toEqual({ error: C.NBD_ENOSPC, handle: 2 });
+    c.request(C.NBD_CMD_READ, 0, 0, 3);
+    expect(await c.simpleReply()).toEqual({ error: C.NBD_EINVAL, handle: 3 });
+    c.request(99, 0, 4096, 4);
+    expect(await c.simpleReply()).toEqual({ error: C.NBD_EINVAL, handle: 4 });
+    c.request(C.NBD_CMD_READ, 0, 4096, 5, 0x4000); // unknown flag
+    expect(await c.simpleReply()).toEqual({ error: C.NBD_EINVAL, handle: 5 });
+    c.request(C.NBD_CMD_BLOCK_STATUS, 0, 4096, 6); // no meta context negotiated
+    expect(await c.simpleReply()).toEqual({ error: C.NBD_EINVAL, handle: 6 });
+    c.request(C.NBD_CMD_READ, 0, 4096, 7);
+    expect(await c.simpleReply()).toEqual({ error: 0, handle: 7 });
+    const data = await c.reader.read(4096);
+    expect(data.every((b) => b === 0x42)).toBe(true);
+    c.request(C.NBD_CMD_DISC, 0, 0, 8);
+    await c.closed;
+    await stillServes();
+  });
+
+  it('answers over-long READ and WRITE with EOVERFLOW, discarding the write payload, and stays framed', async () => {
+    const c = await RawClient.connect(port);
+    await c.go();
+    const big = C.MAX_REQUEST_PAYLOAD + 4096;
+    c.request(C.NBD_CMD_READ, 0, big, 1);
+    expect(await c.simpleReply()).toEqual({ error: C.NBD_EOVERFLOW, handle: 1 });
+    c.request(C.NBD_CMD_WRITE, 0, big, 2, 0, Buffer.alloc(big, 0x99));
+    expect(await c.simpleReply()).toEqual({ error: C.NBD_EOVERFLOW, handle: 2 });
+    c.request(C.NBD_CMD_READ, 0, 16, 3);
+    expect(await c.simpleReply()).toEqual({ error: 0, handle: 3 });
+    expect((await c.reader.read(16)).every((b) => b === 0x42)).toBe(true); // nothing of the 0x99 landed
+    c.destroy();
+    await stillServes();
+  });
+
+  it('sends NBD_REPLY_TYPE_ERROR chunks when structured replies are negotiated', async () => {
+    const c = await RawClient.connect(port);
+    await c.go(true);
+    c.request(C.NBD_CMD_READ, SIZE, 512, 9);
+    const h = await c.reader.read(20);
+    expect(h.readUInt32BE(0)).toBe(C.NBD_STRUCTURED_REPLY_MAGIC);
+    expect(h.readUInt16BE(4) & C.NBD_REPLY_FLAG_DONE).toBe(C.NBD_REPLY_FLAG_DONE);
+    expect(h.readUInt16BE(6)).toBe(C.NBD_REPLY_TYPE_ERROR);
+    expect(Number(h.readBigUInt64BE(8))).toBe(9);
+    const body = await c.reader.read(h.readUInt32BE(16));
+    expect(body.readUInt32BE(0)).toBe(C.NBD_EINVAL);
+    c.destroy();
+    await stillServes();
+  });
+
+  it('closes on a bad request magic in transmission', async () => {
+    const c = await RawClient.connect(port);
+    await c.go();
+    c.sock.write(Buffer.alloc(28, 0x01));
+    await c.closed;
+    await stillServes();
+  });
+
+  it('survives a client that disconnects in the middle of a write payload', async () => {
+    const c = await RawClient.connect(port);
+    await c.go();
+    const h = Buffer.alloc(28);
+    h.writeUInt32BE(C.NBD_REQUEST_MAGIC, 0);
+    h.writeUInt16BE(C.NBD_CMD_WRITE, 6);
+    h.writeUInt32BE(1048576, 24);
+    c.sock.write(Buffer.concat([h, Buffer.alloc(1000, 0x13)]));
+    await new Promise((r) => setTimeout(r, 50));
+    c.destroy();
+    await stillServes();
+  });
+
+  it('drops 200 idle connections at the handshake timeout while serving a real client', async () => {
+    const started = Date.now();
+    let served = false;
+    const sockets = Array.from({ length: 200 }, () => {
+      const s = net.connect(port, '127.0.0.1');
+      s.on('error', () => undefined);
+      s.resume(); // read (and ignore) the greeting so the server's close is seen
+      return s;
+    });
+    const idle = Promise.all(sockets.map((s) => new Promise<void>((resolve) => s.on('close', () => resolve()))));
+    for (let i = 0; i < 100 && server.connectionCount < 200; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(server.connectionCount).toBeGreaterThanOrEqual(200);
+    // A real client is served while the 200 sit there, before the 3 s timeout hits.
+    await stillServes();
+    served = true;
+    await idle;
+    expect(served).toBe(true);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    for (let i = 0; i < 100 && server.connectionCount > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(server.connectionCount).toBe(0);
+    await stillServes();
+  });
+
+  it('nbdsh in non-strict mode gets EINVAL for an out-of-range read and can go on', async () => {
+    requirePeer('nbdsh');
+    const script = [
+      'h.set_strict_mode(0)',
+      'try:',
+      `    h.pread(512, ${SIZE})`,
+      '    print("NO-ERROR")',
+      'except nbd.Error as e:',
+      '    print("ERRNO", e.errno)',
+      'assert h.pread(4096, 0) == b"\\x42" * 4096',
+      'print("OK")',
+    ].join('\n');
+    const r = await runPeer('nbdsh', ['-u', uri, '-c', script], { env: { ...process.env, PATH: `/usr/bin:${process.env.PATH}` } });
+    expect(r.stdout).toMatch(/ERRNO (22|EINVAL)/);
+    expect(r.stdout).toContain('OK');
+    await stillServes();
+  });
+});
