@@ -87,6 +87,7 @@ export class Shipper {
   private inflightBytes = 0;
   private ackWake: (() => void) | undefined;
   private lastAckWall = Date.now();
+  private disconnectedAt = 0;
   private lastError: RewindError | undefined;
   private base: { state: 'running' | 'done' | 'failed'; result?: BaseCopyResult; promise?: Promise<BaseCopyResult> } | undefined;
 
@@ -150,9 +151,12 @@ export class Shipper {
     let lagSeconds = 0;
     if (lastSeq > acked) {
       const oldest = this.inflight[0];
+      // Lag = age of the oldest unacknowledged entry. In flight: its own timestamp. Not
+      // yet sent: it arrived after the last ack progress (or the last disconnect).
+      const since = Math.max(this.lastAckWall, this.disconnectedAt);
       lagSeconds = oldest
         ? Math.max(0, (Date.now() - Number(oldest.firstTime / 1_000_000n)) / 1000)
-        : (Date.now() - this.lastAckWall) / 1000;
+        : Math.max(0, (Date.now() - since) / 1000);
     }
     return {
       connected: this.connected,
@@ -183,6 +187,7 @@ export class Shipper {
           this.log[level]('append stream failed; reconnecting', { code: re.code, message: re.message });
         }
       }
+      if (this.connected) this.disconnectedAt = Date.now();
       this.connected = false;
       this.call = undefined;
       if (stop.aborted) break;
