@@ -12,6 +12,7 @@ import { Shipper } from '../../src/ship/shipper.js';
 import { Spool } from '../../src/ship/spool.js';
 import { RecordFlag } from '../../src/journal/record.js';
 import { collectorClient } from '../../src/ship/transport.js';
+import { CollectorApi } from '../../src/collector/grpc/client.js';
 import { MemorySpool, randomMutation, replay, waitFor } from '../helpers/stream-fixtures.js';
 
 const SIZE = 4 * 1024 * 1024;
@@ -87,6 +88,23 @@ describe('shipping a stream to the collector', () => {
     for (const seq of [150n, 433n]) expect((await restoreViaGrpc('vol-a', seq)).equals(replay(spool.records, SIZE, seq))).toBe(true);
     expect((await restoreViaGrpc('vol-a', 'now')).equals(replay(spool.records, SIZE, 600n))).toBe(true);
     expect(spool.records.some((r) => r.kind === RecordKind.Mark)).toBe(true);
+
+    // The typed client: restore to a file, then revert that file in place to another
+    // instant by writing only what changed between the two.
+    const api = new CollectorApi({ address: server.address, allowPlaintext: true });
+    try {
+      const file = path.join(dir, 'restored.img');
+      let progressCalls = 0;
+      await api.restoreToFile('vol-a', TOKEN, { seq: 500n }, file, { onProgress: () => progressCalls++ });
+      expect((await fsp.readFile(file)).equals(replay(spool.records, SIZE, 500n))).toBe(true);
+      expect(progressCalls).toBeGreaterThan(0);
+      const { bytes } = await api.restoreToFile('vol-a', TOKEN, { seq: 200n }, file, { changedSince: { seq: 500n } });
+      expect((await fsp.readFile(file)).equals(replay(spool.records, SIZE, 200n))).toBe(true);
+      expect(bytes).toBeLessThan(BigInt(SIZE));
+      await expect(api.status('vol-a', 'bad-token')).rejects.toMatchObject({ code: 'REWIND_ERR_UNAUTHENTICATED' });
+    } finally {
+      api.close();
+    }
   });
 
   it('ships from the real spool, with coalescing: every seq arrives, marks and the latest state restore exactly', async () => {

@@ -6,6 +6,8 @@ import { appendHandler, WriterRegistry } from './append-handler.js';
 import { csiSnapshotMetadataHandlers } from './csi-snapshot-metadata.js';
 import { loadProtos } from './proto.js';
 import { queryHandlers } from './query-handlers.js';
+import { CollectorStore } from '../store/index.js';
+import { storePort } from './store-adapter.js';
 import type { StorePort } from './store-port.js';
 
 /** One record may carry a 32 MiB NBD write; batches add a little on top. */
@@ -25,7 +27,8 @@ export const SERVER_CHANNEL_OPTIONS: grpc.ChannelOptions = {
 };
 
 export interface CollectorGrpcOptions {
-  store: StorePort;
+  /** The collector store itself, or anything implementing the port (tests use fakes). */
+  store: CollectorStore | StorePort;
   listen: { host: string; port: number } | { path: string };
   tls?: ServerTls;
   /** Must be true to serve without TLS. */
@@ -47,14 +50,15 @@ export interface CollectorGrpcServer {
 export async function startCollectorGrpc(opts: CollectorGrpcOptions): Promise<CollectorGrpcServer> {
   const logger = opts.logger ?? silentLogger;
   const creds = serverCredentials({ tls: opts.tls, allowPlaintext: opts.allowPlaintext });
+  const store = opts.store instanceof CollectorStore ? storePort(opts.store) : opts.store;
   const { collector, snapshotMetadata } = loadProtos();
   const registry = new WriterRegistry();
   const server = new grpc.Server(SERVER_CHANNEL_OPTIONS);
   server.addService(collector.service, {
-    Append: appendHandler({ store: opts.store, registry, logger, createVolumes: opts.createVolumes ?? true }),
-    ...queryHandlers({ store: opts.store, registry, logger }),
+    Append: appendHandler({ store, registry, logger, createVolumes: opts.createVolumes ?? true }),
+    ...queryHandlers({ store, registry, logger }),
   });
-  server.addService(snapshotMetadata.service, csiSnapshotMetadataHandlers(opts.store));
+  server.addService(snapshotMetadata.service, csiSnapshotMetadataHandlers(store));
 
   const bindTo = 'path' in opts.listen ? `unix:${opts.listen.path}` : `${opts.listen.host.includes(':') ? `[${opts.listen.host}]` : opts.listen.host}:${opts.listen.port}`;
   const port = await new Promise<number>((resolve, reject) =>

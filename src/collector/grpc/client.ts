@@ -1,0 +1,145 @@
+import fsp from 'node:fs/promises';
+import type * as grpc from '@grpc/grpc-js';
+import { collectorClient, type CollectorClient, type CollectorTarget } from '../../ship/transport.js';
+import type { DiffResponseMsg, ListMarksResponseMsg, ListVolumesResponseMsg, MarkMsg, RestoreChunkMsg, VolumeStatusMsg } from './messages.js';
+import { toPointMsg } from './points.js';
+import { fromGrpcError } from './status.js';
+import type { MarkInfo, PointSpec, StoreExtent } from './store-port.js';
+
+export interface VolumeStatusView {
+  volume: string;
+  size: bigint;
+  generation: bigint;
+  durableSeq: bigint;
+  durableTime: bigint;
+  windowOldest: bigint;
+  windowNewest: bigint;
+  journalBytes: bigint;
+  writerConnected: boolean;
+  detail: Record<string, unknown>;
+}
+
+export interface RestoreChunkView {
+  offset: bigint;
+  /** Set for data; absent for a zero run. */
+  data?: Buffer;
+  zeroLength: bigint;
+  doneBytes: bigint;
+  volumeSize: bigint;
+}
+
+const statusView = (s: VolumeStatusMsg): VolumeStatusView => ({
+  volume: s.volume,
+  size: BigInt(s.size),
+  generation: BigInt(s.generation),
+  durableSeq: BigInt(s.durable_seq),
+  durableTime: BigInt(s.durable_time_ns),
+  windowOldest: BigInt(s.window_oldest_ns),
+  windowNewest: BigInt(s.window_newest_ns),
+  journalBytes: BigInt(s.journal_bytes),
+  writerConnected: s.writer_connected,
+  detail: s.detail_json ? (JSON.parse(s.detail_json) as Record<string, unknown>) : {},
+});
+
+const markView = (m: MarkMsg): MarkInfo => ({ name: m.name, seq: BigInt(m.seq), time: BigInt(m.time_ns) });
+
+/**
+ * Typed client of the collector's API for the CLI and the controller: bigint in and out,
+ * errors as RewindError with the collector's REWIND_ERR_* code.
+ */
+export class CollectorApi {
+  private readonly c: CollectorClient;
+
+  constructor(private readonly target: CollectorTarget) {
+    this.c = collectorClient(target);
+  }
+
+  close(): void {
+    this.c.close();
+  }
+
+  private unary<T>(method: string, req: unknown): Promise<T> {
+    return new Promise<T>((resolve, reject) =>
+      (this.c[method] as (r: unknown, cb: (e: unknown, v: T) => void) => void).call(this.c, req, (e, v) =>
+        e ? reject(fromGrpcError(e, `${method} on collector ${this.target.address}`)) : resolve(v),
+      ),
+    );
+  }
+
+  private async *stream<T>(method: string, req: unknown): AsyncGenerator<T> {
+    const call = (this.c[method] as (r: unknown) => grpc.ClientReadableStream<T>).call(this.c, req);
+    try {
+      for await (const m of call) yield m as T;
+    } catch (err) {
+      throw fromGrpcError(err, `${method} on collector ${this.target.address}`);
+    } finally {
+      call.cancel();
+    }
+  }
+
+  async createMark(volume: string, token: string, name: string, at?: PointSpec): Promise<MarkInfo> {
+    return markView(await this.unary<MarkMsg>('CreateMark', { volume, token, name, at: at ? toPointMsg(at) : null }));
+  }
+
+  async listMarks(volume: string, token: string): Promise<MarkInfo[]> {
+    return (await this.unary<ListMarksResponseMsg>('ListMarks', { volume, token })).marks.map(markView);
+  }
+
+  async status(volume: string, token: string): Promise<VolumeStatusView> {
+    return statusView(await this.unary<VolumeStatusMsg>('GetVolumeStatus', { volume, token }));
+  }
+
+  async listVolumes(): Promise<VolumeStatusView[]> {
+    return (await this.unary<ListVolumesResponseMsg>('ListVolumes', {})).volumes.map(statusView);
+  }
+
+  async diff(volume: string, token: string, from: PointSpec, to: PointSpec): Promise<StoreExtent[]> {
+    const out: StoreExtent[] = [];
+    for await (const m of this.stream<DiffResponseMsg>('Diff', { volume, token, from: toPointMsg(from), to: toPointMsg(to) })) {
+      for (const e of m.extents) out.push({ offset: BigInt(e.offset), length: BigInt(e.length), zero: e.zero });
+    }
+    return out;
+  }
+
+  /** The image as of `at` (or only what changed since `changedSince`), ascending. */
+  async *restore(volume: string, token: string, at: PointSpec, opts: { changedSince?: PointSpec } = {}): AsyncGenerator<RestoreChunkView> {
+    const req = { volume, token, at: toPointMsg(at), changed_since: opts.changedSince ? toPointMsg(opts.changedSince) : null };
+    for await (const c of this.stream<RestoreChunkMsg>('Restore', req)) {
+      const zeroLength = BigInt(c.zero_length);
+      yield { offset: BigInt(c.offset), data: zeroLength > 0n ? undefined : c.data, zeroLength, doneBytes: BigInt(c.done_bytes), volumeSize: BigInt(c.volume_size) };
+    }
+  }
+
+  /**
+   * Restore into a file or block device. A full restore into a new file leaves zero runs
+   * as holes; with `changedSince` (in-place revert) zero runs are written explicitly.
+   */
+  async restoreToFile(volume: string, token: string, at: PointSpec, file: string, opts: { changedSince?: PointSpec; onProgress?: (done: bigint, total: bigint) => void } = {}): Promise<{ bytes: bigint }> {
+    const fh = await fsp.open(file, opts.changedSince ? 'r+' : 'w');
+    let bytes = 0n;
+    try {
+      let sized = false;
+      for await (const c of this.restore(volume, token, at, opts)) {
+        if (!sized && !opts.changedSince) {
+          await fh.truncate(Number(c.volumeSize));
+          sized = true;
+        }
+        if (c.data) {
+          await fh.write(c.data, 0, c.data.length, Number(c.offset));
+          bytes += BigInt(c.data.length);
+        } else if (opts.changedSince) {
+          const zeros = Buffer.alloc(Math.min(Number(c.zeroLength), 4 << 20));
+          for (let o = 0n; o < c.zeroLength; o += BigInt(zeros.length)) {
+            const n = Number(c.zeroLength - o < BigInt(zeros.length) ? c.zeroLength - o : BigInt(zeros.length));
+            await fh.write(zeros, 0, n, Number(c.offset + o));
+          }
+        }
+        opts.onProgress?.(c.doneBytes, c.volumeSize);
+      }
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    return { bytes };
+  }
+}
