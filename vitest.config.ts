@@ -8,7 +8,7 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { name: 'unit', include: ['src/**/*.test.ts'], testTimeout: 30_000 },
+        test: { name: 'unit', include: ['src/**/*.test.ts'], testTimeout: 30_000, sequence: { groupOrder: 0 } },
       },
       {
         extends: true,
@@ -19,6 +19,8 @@ export default defineConfig({
           hookTimeout: 120_000,
           // Real peers are CPU-heavy; two cores, so at most two files at once.
           maxWorkers: 2,
+          // Unit tests first (fast feedback), then the peers.
+          sequence: { groupOrder: 1 },
         },
       },
     ],

@@ -1,18 +1,14 @@
-import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { ErrorCodes, RewindError } from '../core/errors.js';
 import { createLogger } from '../core/logger.js';
 import { parseSize } from '../core/time-parse.js';
-import { FileBackend } from '../nbd/file-backend.js';
 import { ExportRegistry } from '../nbd/export-registry.js';
 import { createNbdServer } from '../nbd/server.js';
-import { Spool } from '../ship/spool.js';
-import { journalFilter } from '../ship/journal-filter.js';
-import { RangeLock } from '../ship/range-lock.js';
+import { openNodeVolume } from '../ship/node-volume.js';
 import { startControlHttp } from './control-http.js';
-import { flag, need, str, toJson, type Command } from './args.js';
-import { formatNbdUri, parseListen, type ListenAddress } from './listen-address.js';
+import { need, str, toJson, type Command } from './args.js';
+import { formatNbdUri, parseListen, removeStaleSocket, type ListenAddress } from './listen-address.js';
 
 export const serveCommand: Command = {
   name: 'serve',
@@ -41,7 +37,6 @@ SIGINT/SIGTERM: stop accepting, finish in-flight requests, make spool and backin
     'spool-max': { type: 'string' },
     'full-policy': { type: 'string' },
     http: { type: 'string' },
-    'read-only': { type: 'boolean' },
   },
   async run(args, io) {
     const backingPath = need(args, 'backing', this.name);
@@ -54,41 +49,32 @@ SIGINT/SIGTERM: stop accepting, finish in-flight requests, make spool and backin
       throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `--full-policy must be block or dirty-bitmap, not "${fullPolicy}"`);
     }
     const log = createLogger({ component: 'serve' });
-
-    const backing = await FileBackend.open(backingPath, size === undefined ? {} : { size });
-    if (size !== undefined && backing.size !== size) {
-      await backing.close();
-      throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `${backingPath} is ${backing.size} bytes, not the --size ${size}; drop --size or use another file`);
-    }
-    await fs.mkdir(spoolDir, { recursive: true });
-    const spool = await Spool.open(spoolDir, {
-      volumeSize: backing.size,
-      maxBytes: Number(parseSize(str(args, 'spool-max') ?? '8G')),
+    const vol = await openNodeVolume({
+      name: exportName || 'default',
+      backingPath,
+      ...(size !== undefined ? { size } : {}),
+      spoolDir,
+      spoolMaxBytes: Number(parseSize(str(args, 'spool-max') ?? '8G')),
       fullPolicy,
-      logger: log.child({ component: 'spool' }),
+      mode: 'async',
+      logger: log,
     });
-    // The replay command reads the volume size from here.
-    await fs.writeFile(path.join(spoolDir, 'volume.json'), toJson({ size: backing.size, backing: path.resolve(backingPath) }) + '\n');
-
-    const lock = new RangeLock();
-    const exported = flag(args, 'read-only') ? backing : await journalFilter({ spool, lock })(backing);
+    const exported = vol.backend;
     const registry = new ExportRegistry().add(exportName, exported, { description: `rewind journaled volume ${path.basename(backingPath)}` });
     const server = createNbdServer({ exports: registry, logger: log.child({ component: 'nbd' }) });
+    if ('path' in listen) await removeStaleSocket(listen.path);
     const bound = await server.listen('path' in listen ? { path: listen.path } : listen);
     const nbdAddr: ListenAddress = typeof bound === 'string' ? { path: bound } : { host: listen && 'host' in listen ? listen.host : '127.0.0.1', port: (bound as AddressInfo).port };
-    const http = str(args, 'http') !== undefined ? await startControlHttp(parseListen(str(args, 'http')!), { spool, lock, size: backing.size, logger: log }) : undefined;
+    const http = str(args, 'http') !== undefined ? await startControlHttp(parseListen(str(args, 'http')!), vol) : undefined;
 
     io.out(toJson({ nbd: formatNbdUri(nbdAddr, exportName), ...(http ? { http: http.url } : {}) }, false) + '\n');
-    log.info('serving', { backing: backingPath, size: backing.size, spool: spoolDir });
+    log.info('serving', { backing: backingPath, size: vol.size, spool: spoolDir });
 
     const signal = await io.stopSignal;
     log.info('stopping', { signal });
     await http?.close();
     await server.close();
-    await spool.sync();
-    await backing.flush();
-    await spool.close();
-    await backing.close();
+    await vol.close();
     return 0;
   },
 };

@@ -28,3 +28,23 @@ export function formatNbdUri(addr: ListenAddress, exportName = ''): string {
   const host = addr.host.includes(':') ? `[${addr.host}]` : addr.host;
   return `nbd://${host}:${addr.port}/${exportName}`;
 }
+
+/**
+ * A unix socket left behind by a process that was killed makes listen() fail with
+ * EADDRINUSE. Remove it only if nothing answers on it, so a second live server is
+ * never displaced.
+ */
+export async function removeStaleSocket(p: string): Promise<void> {
+  const { default: fs } = await import('node:fs/promises');
+  const { default: net } = await import('node:net');
+  const st = await fs.lstat(p).catch(() => null);
+  if (!st?.isSocket()) return;
+  const alive = await new Promise<boolean>((resolve) => {
+    const c = net.connect(p, () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once('error', () => resolve(false));
+  });
+  if (!alive) await fs.rm(p, { force: true });
+}

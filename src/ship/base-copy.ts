@@ -81,9 +81,11 @@ export async function runBaseCopy(opts: BaseCopyOptions): Promise<BaseCopyResult
         const end = e.offset + e.length > win + BigInt(winLen) ? win + BigInt(winLen) : e.offset + e.length;
         const isZero = (e.flags & NBD_STATE_ZERO) !== 0;
         if (isZero && opts.zeros !== 'record') continue;
-        for (let off = start; off < end; off += BigInt(chunk)) {
+        // A zero range carries no payload: one entry per 1 GiB keeps the journal small.
+        const step = BigInt(isZero ? 1 << 30 : chunk);
+        for (let off = start; off < end; off += step) {
           if (opts.signal?.aborted) break;
-          const len = Number(end - off < BigInt(chunk) ? end - off : BigInt(chunk));
+          const len = Number(end - off < step ? end - off : step);
           const release = await lock.acquire(off, len);
           let rec: JournalRecord | null;
           try {

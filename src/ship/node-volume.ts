@@ -1,0 +1,198 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { ErrorCodes, RewindError } from '../core/errors.js';
+import { silentLogger, type Logger } from '../core/logger.js';
+import type { Backend } from '../nbd/backend.js';
+import { FileBackend } from '../nbd/file-backend.js';
+import { journalFilter, type DurabilityMode } from './journal-filter.js';
+import { runBaseCopy } from './base-copy.js';
+import { RangeLock } from './range-lock.js';
+import { Shipper } from './shipper.js';
+import { Spool } from './spool.js';
+import type { CollectorTarget } from './transport.js';
+
+/**
+ * One protected volume on a node: the backing file, the spool, the journal filter in
+ * front of the backing file, and (when a collector is given) the shipper streaming the
+ * spool to it. `rewind serve`, `rewind up` and the CSI node plugin all assemble a volume
+ * this way, so the durability rules live in one place.
+ */
+export interface NodeVolumeOptions {
+  name: string;
+  backingPath: string;
+  /** Needed when the backing file does not exist yet; must match when it does. */
+  size?: bigint;
+  spoolDir: string;
+  spoolMaxBytes: number;
+  fullPolicy: 'block' | 'dirty-bitmap';
+  mode: DurabilityMode;
+  collector?: { target: CollectorTarget; token: string; bandwidthBytesPerSec?: number; coalesce?: boolean };
+  logger?: Logger;
+}
+
+export interface NodeVolume {
+  readonly name: string;
+  readonly size: bigint;
+  /** What the NBD server exports: every mutation journaled. */
+  readonly backend: Backend;
+  readonly spool: Spool;
+  readonly shipper?: Shipper;
+  readonly lock: RangeLock;
+  /** Resolves when the initial copy / crash resync started at open has finished. */
+  readonly resynced: Promise<void>;
+  /** Append a mark ordered with the writes around it; resolves when it is durable under the volume's mode. */
+  mark(name: string): Promise<{ seq: bigint; time: bigint }>;
+  close(): Promise<void>;
+}
+
+export async function openNodeVolume(o: NodeVolumeOptions): Promise<NodeVolume> {
+  const log = o.logger ?? silentLogger;
+  if (o.mode !== 'async' && !o.collector) {
+    throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `durability mode ${o.mode} needs a collector; use async for a local-only journal`);
+  }
+  const backing = await FileBackend.open(o.backingPath, o.size === undefined ? {} : { size: o.size });
+  if (o.size !== undefined && backing.size !== o.size) {
+    await backing.close();
+    throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `${o.backingPath} is ${backing.size} bytes, not ${o.size}; drop the size or use another file`);
+  }
+  await fs.mkdir(o.spoolDir, { recursive: true });
+  const spool = await Spool.open(o.spoolDir, {
+    volumeSize: backing.size,
+    maxBytes: o.spoolMaxBytes,
+    fullPolicy: o.fullPolicy,
+    logger: log.child({ component: 'spool', volume: o.name }),
+  });
+  // `rewind journal replay` reads the volume size from here.
+  await fs.writeFile(path.join(o.spoolDir, 'volume.json'), JSON.stringify({ name: o.name, size: backing.size.toString(), backing: path.resolve(o.backingPath) }) + '\n');
+
+  const lock = new RangeLock();
+  let shipper: Shipper | undefined;
+  if (o.collector) {
+    shipper = new Shipper({
+      spool,
+      volume: o.name,
+      size: backing.size,
+      token: o.collector.token,
+      target: o.collector.target,
+      mode: o.mode,
+      ...(o.collector.bandwidthBytesPerSec ? { bandwidthBytesPerSec: o.collector.bandwidthBytesPerSec } : {}),
+      ...(o.collector.coalesce ? { coalesce: true } : {}),
+      logger: log.child({ component: 'shipper', volume: o.name }),
+    });
+    shipper.start();
+  }
+  const backend = await journalFilter({
+    spool,
+    mode: o.mode,
+    lock,
+    ...(shipper ? { waitRemote: (seq: bigint) => shipper!.waitDurable(seq) } : {}),
+  })(backing);
+
+  // Crash detection: the marker exists from open to clean close. Found at open, it means
+  // writes may have reached the backing file without reaching the spool (both are only
+  // durable at FLUSH), so the journal no longer describes the device: resend it all.
+  const marker = path.join(o.spoolDir, 'node.running');
+  const crashed = await fs.access(marker).then(() => true, () => false);
+  await fs.writeFile(marker, `${process.pid}\n`);
+  // A failed resync is logged and retried at the next open (the marker or the spool's
+  // flags still say so); it must not take the data path down with it.
+  const logFailure = (err: unknown) => log.error('resync failed; it is retried at the next start', { volume: o.name, err });
+  let resynced = initialSync(o.name, backing, spool, lock, crashed, log).catch(logFailure);
+  // When acks free the spool after it fell back to dirty tracking, resend what it missed.
+  spool.onState((state, prev) => {
+    if (prev === 'dirty-tracking' && state === 'ok') {
+      resynced = resynced.then(() => initialSync(o.name, backing, spool, lock, false, log)).catch(logFailure);
+    }
+  });
+
+  let closed = false;
+  return {
+    get resynced() {
+      return resynced;
+    },
+    name: o.name,
+    size: backing.size,
+    backend,
+    spool,
+    ...(shipper ? { shipper } : {}),
+    lock,
+    async mark(name) {
+      // Holding the whole device orders the mark after every write already acknowledged
+      // and before every write that starts later.
+      const release = await lock.acquireAll(backing.size);
+      let rec;
+      try {
+        rec = await spool.mark(name);
+      } finally {
+        release();
+      }
+      await spool.sync();
+      if (shipper && o.mode !== 'async') await shipper.waitDurable(rec.seq);
+      return { seq: rec.seq, time: rec.time };
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await resynced;
+      await spool.sync();
+      await backing.flush();
+      if (shipper) {
+        // Give the collector a bounded chance to take the tail; what is left stays in the
+        // spool and is shipped on the next start.
+        const ac = new AbortController();
+        const t = setTimeout(() => ac.abort(), 5_000);
+        await shipper.drain(ac.signal).catch(() => {});
+        clearTimeout(t);
+        await shipper.stop();
+      }
+      await spool.close();
+      await backing.close();
+      await fs.rm(marker, { force: true });
+    },
+  };
+}
+
+/**
+ * Bring the journal in line with the device, in the background while writes continue
+ * (base-copy.ts explains why the range lock makes that exact):
+ * - first protection of a volume that already holds data: copy what is allocated;
+ * - after a crash, or when the spool says its dirty tracking cannot be trusted: copy the
+ *   whole device, zero ranges included (the other side may hold older data there);
+ * - dirty extents left from a full spool: copy just those.
+ */
+async function initialSync(name: string, backing: Backend, spool: Spool, lock: RangeLock, crashed: boolean, log: Logger): Promise<void> {
+  const full = crashed || spool.needsFullResync;
+  const dirty = spool.dirtyExtents();
+  let why: string;
+  let opts: Parameters<typeof runBaseCopy>[0] = { backend: backing, spool, lock, logger: log };
+  if (full) {
+    why = crashed ? 'unclean shutdown' : 'dirty tracking not trustworthy';
+    opts = { ...opts, zeros: 'record' };
+  } else if (spool.lastSeq === 0n) {
+    why = 'initial copy';
+  } else if (dirty.length > 0) {
+    why = 'dirty extents from a full spool';
+    opts = { ...opts, zeros: 'record', ranges: dirty };
+  } else {
+    return;
+  }
+  log.info('resync started', { volume: name, why });
+  // If the spool fills up during the copy, some chunks were only marked dirty: then the
+  // bitmap must stay as it is and the next resync picks them up.
+  let wentDirty = spool.state === 'dirty-tracking';
+  const off = spool.onState((s) => {
+    if (s === 'dirty-tracking') wentDirty = true;
+  });
+  let res;
+  try {
+    res = await runBaseCopy(opts);
+  } finally {
+    off();
+  }
+  if (!wentDirty) {
+    if (full) await spool.fullResyncDone();
+    else if (dirty.length > 0) await spool.clearDirty(dirty);
+  }
+  await spool.sync();
+  log.info('resync done', { volume: name, why, bytes: res.bytesCopied, protectionStartSeq: res.protectionStartSeq });
+}
