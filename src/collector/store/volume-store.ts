@@ -1,6 +1,6 @@
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { ErrorCodes, RewindError } from '../../core/errors.js';
+import { ErrorCodes, RewindError, fromSystemError } from '../../core/errors.js';
 import { formatNs } from '../../core/hlc.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
 import { RecordKind, type JournalRecord } from '../../journal/record.js';
@@ -38,6 +38,8 @@ export class VolumeStore {
   private markMap = new Map<string, { seq: bigint; time: bigint }>();
   private readonly serial = new Serial();
   private readonly history = new HistoryLock();
+  /** The journal writer failed and could not be reopened yet (e.g. the disk is still full). */
+  private needsReopen = false;
 
   private constructor(
     readonly dir: string,
@@ -104,6 +106,7 @@ export class VolumeStore {
   /** Append a batch idempotently; resolves with the new durable seq once fdatasync'ed. */
   append(records: JournalRecord[]): Promise<bigint> {
     return this.serial.run(async () => {
+      if (this.needsReopen) await this.recoverWriter();
       const from = this.durableSeq;
       const fresh = records.filter((r) => r.seq > from);
       if (fresh.length === 0) return from;
@@ -127,20 +130,36 @@ export class VolumeStore {
         }
         await this.writer.sync();
       } catch (err) {
-        await this.recoverWriter();
-        throw err;
+        // Forget what did not become durable, then try to reopen the journal right away;
+        // if that fails too (the disk is still full), the next append retries it first.
+        this.truncateIndexToDurable();
+        await this.recoverWriter().catch((e: unknown) => this.log.warn('journal reopen failed; will retry on the next append', { err: e }));
+        throw fromSystemError(err, `volume ${this.name}: append`);
       }
       for (const r of fresh) if (r.kind === RecordKind.Mark) await this.learnMarkRecord(r.seq, r.payload.toString('utf8'));
       return this.durableSeq;
     });
   }
 
-  /** After a failed write (disk full, EIO): reopen the journal at what is durable, drop the rest. */
-  private async recoverWriter(): Promise<void> {
-    await this.writer.close().catch(() => undefined);
-    this.writer = await JournalWriter.open(path.join(this.dir, 'journal'), { segmentBytes: this.opts.segmentBytes, logger: this.log, firstSeq: this.ckpt.seq + 1n });
+  private truncateIndexToDurable(): void {
     const keep = Number(this.writer.durableSeq - this.index.baseSeq + 1n);
     if (keep < this.index.count) this.index.count = Math.max(0, keep);
+  }
+
+  /** After a failed write (disk full, EIO): reopen the journal at what is durable. */
+  private async recoverWriter(): Promise<void> {
+    await this.writer.close().catch(() => undefined);
+    try {
+      this.writer = await JournalWriter.open(path.join(this.dir, 'journal'), { segmentBytes: this.opts.segmentBytes, logger: this.log, firstSeq: this.ckpt.seq + 1n });
+      this.needsReopen = false;
+    } catch (err) {
+      this.needsReopen = true;
+      throw fromSystemError(err, `volume ${this.name}: reopen journal after a failed append`);
+    }
+    // Records written before the failed fdatasync may have survived the repair: index
+    // them from the files so the index and the journal agree again.
+    this.truncateIndexToDurable();
+    await this.locator.catchUp(this.index, this.writer.durableSeq);
     this.log.warn('journal reopened after a failed append', { durableSeq: this.writer.durableSeq });
   }
 
@@ -281,9 +300,13 @@ export class VolumeStore {
     return allocatedExtents(planImage(this.index, this.idx(r.seq), Number(this.size)), this.ckpt);
   }
 
-  /** Fold the log up to `upTo` into a new checkpoint and free whole segments below it. */
+  /**
+   * Fold the log up to `upTo` into a new checkpoint and free whole segments below it.
+   * Appends go on meanwhile (they only add entries above `upTo`); restores and diffs wait,
+   * since the checkpoint and segments they read are swapped at the end.
+   */
   consolidate(upTo: Point): Promise<{ checkpointSeq: bigint; freedBytes: number }> {
-    return this.serial.run(() => this.history.write(async () => {
+    return this.history.write(async () => {
       const r = this.resolve(upTo);
       if (r.seq <= this.ckpt.seq) return { checkpointSeq: this.ckpt.seq, freedBytes: 0 };
       await this.locator.catchUp(this.index, r.seq);
@@ -306,7 +329,7 @@ export class VolumeStore {
       await this.locator.prune();
       this.log.info('consolidated', { checkpointSeq: r.seq, freedBytes: freed });
       return { checkpointSeq: r.seq, freedBytes: freed };
-    }));
+    });
   }
 
   /** Drop expired marks, then consolidate what left the point-in-time window. */
@@ -336,9 +359,9 @@ export class VolumeStore {
   }
 
   close(): Promise<void> {
-    return this.serial.run(async () => {
+    return this.serial.run(() => this.history.write(async () => {
       await this.writer.close();
       await this.locator.close();
-    });
+    }));
   }
 }
