@@ -85,8 +85,9 @@ export class SegmentScanner {
     const rest = await this.readRange(0, this.fileSize);
     this.problems.push({
       offset: 0,
-      // A header cut short can only be a segment whose creation was interrupted.
-      reason: r.reason === 'short' ? 'short' : 'bad-segment-header',
+      // A header cut short, or a bad header with nothing after it, can only be a segment
+      // whose creation was interrupted (records go in only after the header is fsynced).
+      reason: r.reason === 'short' || this.fileSize <= SEGMENT_HEADER_SIZE ? 'short' : 'bad-segment-header',
       detail: `segment header ${r.reason}: ${r.detail}`,
       nextValid: null,
       bytesDropped: this.fileSize,
