@@ -112,9 +112,9 @@ describe('CSI SnapshotMetadata over marks', () => {
     const paged: Ext[] = [];
     let cursor = 0;
     for (let i = 0; i < 10_000 && cursor < SIZE; i++) {
-      const page = flat(await call('GetMetadataDelta', { ...req, starting_offset: cursor, max_results: 7 }, true));
+      const page = flat(await call('GetMetadataDelta', { ...req, starting_offset: cursor, max_results: 16 }, true));
       if (page.length === 0) break;
-      expect(page.length).toBeLessThanOrEqual(7);
+      expect(page.length).toBeLessThanOrEqual(16);
       paged.push(...page);
       const last = page[page.length - 1]!;
       cursor = last[0] + last[1];

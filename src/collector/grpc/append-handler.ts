@@ -102,6 +102,14 @@ async function openVolume(deps: AppendDeps, hello: HelloMsg): Promise<VolumePort
   const existing = await deps.store.volume(hello.volume);
   if (existing) {
     if (!existing.checkToken(hello.token)) throw unauthenticated(hello.volume);
+    const size = BigInt(hello.size || '0');
+    if (size !== 0n && size !== existing.size) {
+      throw new RewindError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `volume "${hello.volume}" is ${existing.size} bytes on the collector but the shipper reports ${size}; a resized volume needs a full resync under a new volume name or generation`,
+        { details: { volume: hello.volume, collectorSize: existing.size, shipperSize: size } },
+      );
+    }
     return existing;
   }
   if (!deps.createVolumes) {
@@ -189,7 +197,8 @@ export function appendHandler(deps: AppendDeps): (call: AppendCall) => void {
             };
             await deps.registry.claim(session, log);
             if ((phase as string) === 'done') return;
-            if (BigInt(hello.generation || '0') !== vol.generation) {
+            // Generation 0 = the shipper does not track generations yet.
+            if (BigInt(hello.generation || '0') !== 0n && BigInt(hello.generation) !== vol.generation) {
               log.warn('shipper generation differs from the collector', { shipper: hello.generation, collector: vol.generation });
             }
             phase = 'streaming';
