@@ -117,6 +117,13 @@ export class CheckedBackend {
     return this.backend.pwrite(buf, offset, { fua }).then(ok, errnoOf);
   }
 
+  /** Gather write when the backend has pwritev; otherwise one copy and pwrite. */
+  writev(bufs: readonly Buffer[], offset: bigint, fua: boolean): Promise<number> {
+    const b = this.backend;
+    if (b.pwritev) return b.pwritev(bufs, offset, { fua }).then(ok, errnoOf);
+    return this.write(Buffer.concat(bufs), offset, fua);
+  }
+
   flush(): Promise<number> {
     return this.backend.flush().then(ok, errnoOf);
   }

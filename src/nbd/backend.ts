@@ -35,6 +35,13 @@ export interface Backend {
   readonly blockSizes: BlockSizes;
   pread(buf: Buffer, offset: bigint): Promise<void>;
   pwrite(buf: Buffer, offset: bigint, opts: { fua: boolean }): Promise<void>;
+  /**
+   * Optional gather write of `bufs` back to back at `offset`. The server uses it for WRITE
+   * payloads that arrived in several socket chunks, saving the copy into one Buffer. A
+   * filter that does not define it (it must not inherit it from `next` by prototype) is
+   * called with pwrite and a single Buffer, so filters never miss a write.
+   */
+  pwritev?(bufs: readonly Buffer[], offset: bigint, opts: { fua: boolean }): Promise<void>;
   flush(): Promise<void>;
   trim(offset: bigint, length: number, opts: { fua: boolean }): Promise<void>;
   zero(offset: bigint, length: number, opts: { fua: boolean; noHole: boolean }): Promise<void>;

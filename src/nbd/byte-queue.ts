@@ -43,6 +43,27 @@ export class ByteQueue {
     return out;
   }
 
+  /** Remove exactly n bytes as a list of slices of the received chunks (no copy). */
+  takeList(n: number): Buffer[] {
+    if (n > this.total) throw new RangeError(`takeList(${n}) with only ${this.total} bytes queued`);
+    const out: Buffer[] = [];
+    let left = n;
+    while (left > 0) {
+      const c = this.chunks[this.first]!;
+      const part = Math.min(c.length - this.headOffset, left);
+      out.push(c.subarray(this.headOffset, this.headOffset + part));
+      this.advance(part);
+      left -= part;
+    }
+    return out;
+  }
+
+  /** True when the next n bytes sit in one chunk (take(n) will not copy). */
+  contiguous(n: number): boolean {
+    const head = this.chunks[this.first];
+    return head !== undefined && head.length - this.headOffset >= n;
+  }
+
   /** Discard up to n bytes; returns how many were discarded. */
   skip(n: number): number {
     let left = Math.min(n, this.total);

@@ -121,6 +121,26 @@ export class FileBackend implements Backend {
     });
   }
 
+  pwritev(bufs: readonly Buffer[], offset: bigint, opts: { fua: boolean }): Promise<void> {
+    const total = bufs.reduce((n, b) => n + b.length, 0);
+    return new Promise<void>((resolve, reject) => {
+      fs.writev(this.fd, bufs as Buffer[], Number(offset), (err, n) => {
+        if (err) return reject(fromSystemError(err, `write ${this.path}`));
+        if (n < total) {
+          // Short gather write (rare: signals, quotas): finish the rest with pwrite.
+          const rest = Buffer.concat(bufs as Buffer[]).subarray(n);
+          return this.pwrite(rest, offset + BigInt(n), opts).then(() => {
+            this.zeros.set(Number(offset), Number(offset) + total, 0);
+            resolve();
+          }, reject);
+        }
+        this.zeros.set(Number(offset), Number(offset) + total, 0);
+        if (opts.fua) return this.flush().then(resolve, reject);
+        resolve();
+      });
+    });
+  }
+
   flush(): Promise<void> {
     return new Promise((resolve, reject) => {
       fs.fdatasync(this.fd, (err) => (err ? reject(fromSystemError(err, `fdatasync ${this.path}`)) : resolve()));
