@@ -140,4 +140,23 @@ describe('collector store: faults', () => {
     expect(byteDiff(await restoreToBuffer(vol, { time: later }), model.image)).toEqual([]);
     await store.close();
   });
+
+  it('consolidation runs while appends continue, and both end exact', async () => {
+    const dir = await tmp();
+    const store = await CollectorStore.open(dir, { segmentBytes: 64 * 1024 });
+    const vol = await store.createVolume('busy', BigInt(SIZE));
+    const model = new VolumeModel(SIZE, new Rng(21));
+    await model.drive(vol, 150, 25);
+    const cut = model.snapshots[3]!;
+    const appending = model.drive(vol, 150, 25);
+    const consolidated = vol.consolidate({ seq: cut.seq });
+    const [r] = await Promise.all([consolidated, appending]);
+    expect(r.checkpointSeq).toBe(cut.seq);
+    expect(vol.durableSeq).toBe(model.seq);
+    for (const s of model.snapshots.filter((x) => x.seq >= cut.seq)) {
+      expect(byteDiff(await restoreToBuffer(vol, { seq: s.seq }), s.image)).toEqual([]);
+    }
+    expect((await vol.scrub()).ok).toBe(true);
+    await store.close();
+  });
 });
