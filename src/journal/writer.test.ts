@@ -128,6 +128,32 @@ describe('JournalWriter', () => {
     expect((await collect(d)).length).toBe(6);
   });
 
+  it('resolves concurrent syncs in order, each covering what was appended before it, and drains', async () => {
+    const d = dir();
+    const w = await JournalWriter.open(d, { segmentBytes: 256 * 1024 });
+    const seen: bigint[] = [];
+    const syncs: Promise<void>[] = [];
+    for (let s = 1n; s <= 200n; s++) {
+      w.append(writeRec(s, 3000));
+      if (s % 20n === 0n) {
+        const upTo = s;
+        syncs.push(w.sync().then(() => {
+          expect(w.durableSeq >= upTo).toBe(true);
+          seen.push(upTo);
+        }));
+      }
+    }
+    expect(w.pendingBytes).toBeGreaterThan(0);
+    await w.drain(1);
+    expect(w.pendingBytes).toBe(0);
+    expect(w.writtenSeq).toBe(200n);
+    await Promise.all(syncs);
+    expect(seen).toEqual([...seen].sort((a, b) => (a < b ? -1 : 1)));
+    expect(seen.length).toBe(10);
+    await w.close();
+    expect((await collect(d)).length).toBe(200);
+  });
+
   it('bench: append speeds (printed, loosely bounded)', async () => {
     // Workload: 128 x 1 MiB records (one payload buffer reused read-only), then 20000 x 4 KiB (and 200 with a sync after each),
     // each without sync (one sync at the end) and with sync (every 16 MiB / after each record).
