@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { ErrorCodes, RewindError } from '../core/errors.js';
 import { loadProtos } from '../collector/grpc/proto.js';
@@ -72,4 +74,21 @@ export function explainTransportError(err: RewindError, target: CollectorTarget)
     `collector ${target.address} refused the connection: ${why}; configure the shipper's client certificate and key (signed by the collector's CA) and the CA that signed the collector's certificate`,
     { cause: err },
   );
+}
+
+/**
+ * Client TLS from a mounted Kubernetes TLS secret (cert-manager layout): ca.crt is the
+ * CA the collector's certificate must chain to; tls.crt/tls.key, when present, are this
+ * shipper's client certificate for mutual TLS.
+ */
+export function clientTlsFromSecretDir(dir: string): ClientTls {
+  const read = (name: string, required: boolean): Buffer | undefined => {
+    try {
+      return readFileSync(path.join(dir, name));
+    } catch (err) {
+      if (!required && (err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `cannot read ${name} from the TLS secret mounted at ${dir}: ${(err as Error).message}`, { cause: err });
+    }
+  };
+  return { ca: read('ca.crt', true)!, cert: read('tls.crt', false), key: read('tls.key', false) };
 }

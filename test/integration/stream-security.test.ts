@@ -11,7 +11,7 @@ import { loadTlsSecretDir } from '../../src/collector/security.js';
 import { CollectorStore } from '../../src/collector/store/index.js';
 import { RecordKind } from '../../src/journal/record.js';
 import { Shipper } from '../../src/ship/shipper.js';
-import { collectorClient, type CollectorTarget } from '../../src/ship/transport.js';
+import { clientTlsFromSecretDir, collectorClient, type CollectorTarget } from '../../src/ship/transport.js';
 import { makeCerts, MemorySpool, waitFor, type TestCerts } from '../helpers/stream-fixtures.js';
 
 const SIZE = 1024 * 1024;
@@ -109,7 +109,12 @@ describe('stream security', () => {
     servers.push(server);
     const address = `localhost:${server.port}`;
 
-    const ok = await shipOne({ address, tls: { ca: certs.ca, cert: certs.clientCert, key: certs.clientKey } }, 'vol-tls', 'tls-token');
+    const clientSecret = path.join(dir, 'client-secret');
+    await fsp.mkdir(clientSecret);
+    await fsp.writeFile(path.join(clientSecret, 'tls.crt'), certs.clientCert);
+    await fsp.writeFile(path.join(clientSecret, 'tls.key'), certs.clientKey);
+    await fsp.writeFile(path.join(clientSecret, 'ca.crt'), certs.ca);
+    const ok = await shipOne({ address, tls: clientTlsFromSecretDir(clientSecret) }, 'vol-tls', 'tls-token');
     try {
       await ok.drain(AbortSignal.timeout(15_000));
       expect(ok.status().ackedSeq).toBe(1n);
