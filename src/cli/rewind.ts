@@ -3,9 +3,24 @@ import { isRewindError, ErrorCodes } from '../core/errors.js';
 import { parseCommandArgs, type CliIo, type Command } from './args.js';
 import { dumpCommand, repairCommand, replayCommand, verifyCommand } from './cmd-journal.js';
 import { serveCommand } from './cmd-serve.js';
+import { upCommand } from './cmd-up.js';
+import { diffCommand, markCommand, restoreCommand, statusCommand } from './cmd-client.js';
+import { exportCommand } from './cmd-export.js';
 
 /** Every command, in the order `rewind --help` lists them. */
-export const COMMANDS: Command[] = [serveCommand, verifyCommand, dumpCommand, replayCommand, repairCommand];
+export const COMMANDS: Command[] = [
+  upCommand,
+  statusCommand,
+  markCommand,
+  restoreCommand,
+  diffCommand,
+  exportCommand,
+  serveCommand,
+  verifyCommand,
+  dumpCommand,
+  replayCommand,
+  repairCommand,
+];
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -1,0 +1,164 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { ErrorCodes, RewindError } from '../core/errors.js';
+import { createLogger } from '../core/logger.js';
+import { parseDuration, parseSize } from '../core/time-parse.js';
+import { startCollectorHttp } from '../collector/http/index.js';
+import { startCollectorGrpc } from '../collector/grpc/server.js';
+import { storePort } from '../collector/grpc/store-adapter.js';
+import { CollectorStore } from '../collector/store/index.js';
+import { createRewindMetrics } from '../metrics/index.js';
+import { trackCollectorStore, trackNode } from '../metrics/observe.js';
+import { ExportRegistry } from '../nbd/export-registry.js';
+import { createNbdServer } from '../nbd/server.js';
+import type { DurabilityMode } from '../ship/journal-filter.js';
+import { openNodeVolume } from '../ship/node-volume.js';
+import { flag, str, toJson, type Command } from './args.js';
+import { formatNbdUri, parseListen, removeStaleSocket, type ListenAddress } from './listen-address.js';
+
+const RETENTION_EVERY_MS = 60_000;
+
+export const upCommand: Command = {
+  name: 'up',
+  summary: 'Run the whole data path on this machine: NBD server + journal + shipper + collector + HTTP API',
+  usage: `rewind up [--data DIR] [--volume NAME] [--size SIZE] [--nbd ADDR] [--http ADDR]
+                [--durability async|flush-sync|sync] [--retention DURATION] [--spool-max SIZE]
+                [--full-policy block|dirty-bitmap] [--bandwidth BYTES_PER_SEC] [--coalesce]
+
+--data         where everything lives (default ./rewind-data): volumes/NAME.img (the volume),
+               spool/NAME/ (node journal), collector/ (history), endpoints.json (for the CLI)
+--volume       volume name (default vol0)
+--size         volume size when it is created (default 1G); an existing volume keeps its size
+--nbd          NBD address (default 127.0.0.1:10809; port 0 picks one; unix:/path.sock)
+--http         HTTP API and /metrics (default 127.0.0.1:8080; port 0 picks one)
+--durability   flush-sync (default): FLUSH/FUA complete when the collector has the data;
+               async: local spool only at FLUSH; sync: every write waits for the collector
+--retention    any-point-in-time window (default 24h); older history is consolidated
+--spool-max    node spool bound (default 8G); --full-policy what happens when it is full
+--bandwidth    cap on shipping bytes/second (default: none); --coalesce drops overwritten
+               blocks inside a shipping batch (less bandwidth, coarser history)
+
+Prints one JSON line with the addresses, then serves until SIGINT/SIGTERM.
+Then: rewind mark NAME · rewind restore --at TIME --out FILE · rewind diff · rewind status`,
+  options: {
+    data: { type: 'string' },
+    volume: { type: 'string' },
+    size: { type: 'string' },
+    nbd: { type: 'string' },
+    http: { type: 'string' },
+    durability: { type: 'string' },
+    retention: { type: 'string' },
+    'spool-max': { type: 'string' },
+    'full-policy': { type: 'string' },
+    bandwidth: { type: 'string' },
+    coalesce: { type: 'boolean' },
+  },
+  async run(args, io) {
+    const data = path.resolve(str(args, 'data') ?? 'rewind-data');
+    const volume = str(args, 'volume') ?? 'vol0';
+    const mode = (str(args, 'durability') ?? 'flush-sync') as DurabilityMode;
+    if (!['async', 'flush-sync', 'sync'].includes(mode)) {
+      throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `--durability must be async, flush-sync or sync, not "${mode}"`);
+    }
+    const fullPolicy = str(args, 'full-policy') ?? 'block';
+    if (fullPolicy !== 'block' && fullPolicy !== 'dirty-bitmap') {
+      throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `--full-policy must be block or dirty-bitmap, not "${fullPolicy}"`);
+    }
+    const nbdListen = parseListen(str(args, 'nbd') ?? '127.0.0.1:10809');
+    const httpListen = parseListen(str(args, 'http') ?? '127.0.0.1:8080');
+    const retentionNs = parseDuration(str(args, 'retention') ?? '24h');
+    const bandwidth = str(args, 'bandwidth') !== undefined ? Number(parseSize(str(args, 'bandwidth')!)) : undefined;
+    const log = createLogger({ component: 'up' });
+    for (const d of ['volumes', 'spool', 'collector']) await fs.mkdir(path.join(data, d), { recursive: true });
+
+    // Collector first, so the shipper finds it at once.
+    const store = await CollectorStore.open(path.join(data, 'collector'), {
+      retention: { pointInTimeNs: retentionNs, marksNs: retentionNs * 7n },
+      logger: log.child({ component: 'store' }),
+    });
+    // Shipper and collector share this process: a unix socket inside the data dir, whose
+    // permissions are the data dir's, so plaintext carries no network exposure.
+    const grpcSock = path.join(data, 'collector.sock');
+    await removeStaleSocket(grpcSock);
+    const grpc = await startCollectorGrpc({ store: storePort(store), listen: { path: grpcSock }, allowPlaintext: true, logger: log.child({ component: 'grpc' }) });
+
+    const token = await volumeToken(data, volume);
+    const sizeArg = str(args, 'size');
+    const backingPath = path.join(data, 'volumes', `${volume}.img`);
+    const exists = await fs.access(backingPath).then(() => true, () => false);
+    const vol = await openNodeVolume({
+      name: volume,
+      backingPath,
+      ...(exists ? {} : { size: parseSize(sizeArg ?? '1G') }),
+      spoolDir: path.join(data, 'spool', volume),
+      spoolMaxBytes: Number(parseSize(str(args, 'spool-max') ?? '8G')),
+      fullPolicy,
+      mode,
+      collector: {
+        target: { address: grpc.address, allowPlaintext: true },
+        token,
+        ...(bandwidth ? { bandwidthBytesPerSec: bandwidth } : {}),
+        ...(flag(args, 'coalesce') ? { coalesce: true } : {}),
+      },
+      logger: log,
+    });
+    if (exists && sizeArg !== undefined && parseSize(sizeArg) !== vol.size) {
+      log.warn('volume exists with another size; keeping it', { volume, size: vol.size, asked: sizeArg });
+    }
+
+    const metrics = createRewindMetrics();
+    const untrack = [trackCollectorStore(metrics, store), trackNode(metrics, volume, vol.spool, vol.shipper)];
+    const http = await startCollectorHttp({
+      store,
+      listen: 'path' in httpListen ? { path: httpListen.path } : httpListen,
+      metrics,
+      localNodes: new Map([[volume, { mark: (name: string) => vol.mark(name) }]]),
+      ready: () => vol.shipper?.status().connected ?? true,
+      logger: log.child({ component: 'http' }),
+    });
+
+    const nbd = createNbdServer({ exports: new ExportRegistry().add('', vol.backend, { description: `rewind volume ${volume}` }), logger: log.child({ component: 'nbd' }) });
+    if ('path' in nbdListen) await removeStaleSocket(nbdListen.path);
+    const bound = await nbd.listen(nbdListen);
+    const nbdAddr: ListenAddress = typeof bound === 'string' ? { path: bound } : { host: 'host' in nbdListen ? nbdListen.host : '127.0.0.1', port: (bound as AddressInfo).port };
+
+    const endpoints = { nbd: formatNbdUri(nbdAddr), http: http.url, grpc: grpc.address, volume, data, pid: process.pid };
+    await fs.writeFile(path.join(data, 'endpoints.json'), toJson(endpoints) + '\n');
+    io.out(toJson(endpoints, false) + '\n');
+    log.info('up', { ...endpoints, size: vol.size, durability: mode });
+
+    const retention = setInterval(() => {
+      for (const v of store.listVolumes()) {
+        v.applyRetention(BigInt(Date.now()) * 1_000_000n).catch((err: unknown) => log.error('retention failed', { volume: v.name, err }));
+      }
+    }, RETENTION_EVERY_MS);
+    retention.unref();
+
+    const signal = await io.stopSignal;
+    log.info('stopping', { signal });
+    clearInterval(retention);
+    // Front to back: stop taking writes, let the node drain to the collector, then stop it.
+    await nbd.close();
+    await vol.close();
+    await http.close();
+    for (const u of untrack) u();
+    await grpc.close();
+    await store.close();
+    await fs.rm(path.join(data, 'endpoints.json'), { force: true });
+    return 0;
+  },
+};
+
+/** One random token per volume, kept beside the data: the shipper must present it on hello. */
+async function volumeToken(data: string, volume: string): Promise<string> {
+  const p = path.join(data, 'collector', `${volume}.token`);
+  try {
+    return (await fs.readFile(p, 'utf8')).trim();
+  } catch {
+    const t = crypto.randomBytes(24).toString('base64url');
+    await fs.writeFile(p, t + '\n', { mode: 0o600 });
+    return t;
+  }
+}
