@@ -2,8 +2,8 @@ import fs from 'node:fs';
 import { execFile } from 'node:child_process';
 import type { Backend, BackendCapabilities, BlockSizes, Extent } from './backend.js';
 import { ErrorCodes, RewindError, fromSystemError } from '../core/errors.js';
-import { DEFAULT_MIN_BLOCK, DEFAULT_PREFERRED_BLOCK, MAX_REQUEST_PAYLOAD } from './constants.js';
-import { HOLE_ZERO, ZERO_ONLY, ZeroMap } from './zero-map.js';
+import { DEFAULT_MIN_BLOCK, DEFAULT_PREFERRED_BLOCK, MAX_BLOCK_STATUS_EXTENTS, MAX_REQUEST_PAYLOAD } from './constants.js';
+import { HOLE_ZERO, ZERO_ONLY, ZeroBitmap } from './zero-bitmap.js';
 
 export interface FileBackendOptions {
   /** Export size. Creates the file (sparse) if missing; extends a smaller regular file. */
@@ -24,12 +24,12 @@ const ZERO_CHUNK = Buffer.alloc(1024 * 1024);
  * are punched with `fallocate --punch-hole` (util-linux, one process per call — cheaper
  * than writing a megabyte of zeros and it frees the blocks); smaller ranges, NO_HOLE
  * requests and block devices get zeros written. Either way the range reads as zeros
- * afterwards and the ZeroMap records it, which is what BLOCK_STATUS reports.
+ * afterwards and the ZeroBitmap records it, which is what BLOCK_STATUS reports.
  */
 export class FileBackend implements Backend {
   readonly capabilities: BackendCapabilities;
   readonly blockSizes: BlockSizes = { minimum: DEFAULT_MIN_BLOCK, preferred: DEFAULT_PREFERRED_BLOCK, maximum: MAX_REQUEST_PAYLOAD };
-  private readonly zeros = new ZeroMap();
+  private readonly zeros: ZeroBitmap;
   private closed = false;
 
   private constructor(
@@ -39,6 +39,7 @@ export class FileBackend implements Backend {
     private readonly regularFile: boolean,
     readOnly: boolean,
   ) {
+    this.zeros = new ZeroBitmap(Number(size));
     this.capabilities = { readOnly, flush: true, fua: true, trim: true, zero: true, multiConn: true, blockStatus: true, cache: true };
   }
 
@@ -173,7 +174,7 @@ export class FileBackend implements Backend {
   }
 
   async blockStatus(offset: bigint, length: number): Promise<Extent[]> {
-    return this.zeros.query(Number(offset), Number(offset) + length).map((r) => ({ offset: BigInt(r.start), length: BigInt(r.end - r.start), flags: r.flags }));
+    return this.zeros.query(Number(offset), Number(offset) + length, MAX_BLOCK_STATUS_EXTENTS).map((r) => ({ offset: BigInt(r.start), length: BigInt(r.end - r.start), flags: r.flags }));
   }
 
   /** Prefetch: reading through the page cache is the portable posix_fadvise(WILLNEED). */

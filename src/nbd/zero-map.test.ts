@@ -30,7 +30,8 @@ describe('byte queue', () => {
     q.push(Buffer.from('ghij'));
     expect(q.peekUInt32(4)).toBe(Buffer.from('efgh').readUInt32BE(0));
     expect(q.take(2).toString()).toBe('ab');
-    expect(q.take(6).toString()).toBe('cdefgh');
+    expect(q.contiguous(4)).toBe(true);
+    expect(q.takeList(6).map((b) => b.toString())).toEqual(['cdef', 'gh']);
     expect(q.skip(100)).toBe(2);
     expect(q.length).toBe(0);
   });
