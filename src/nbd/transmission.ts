@@ -20,13 +20,14 @@ import { parseRequestHeader, type NbdRequest } from './request.js';
  * the event-loop turn so that completions arriving together leave in one syscall.
  *
  * Hot path: header slice (no copy) → payload slices → fs.write/writev callback → one
- * promise → 16-byte reply. Measured (fio nbd engine, 256 MiB file export, loopback, one
- * run each against `nbdkit file` on the same box, load average ~13 on 2 cores so ±40%):
- *   seq 1 MiB QD16:  981 MiB/s vs nbdkit 1074 MiB/s (0.91×); other runs 0.5–0.7×
- *   rand 4 KiB QD16: 12.9k vs 11.3k IOPS (1.14×); other runs 0.55–1.0×
- *   rand 4 KiB QD1 + fsync: 1074 vs 911 IOPS (1.18×)
- * Server CPU for 2 GiB of 1 MiB writes: 134–211 ticks vs nbdkit 60–113 — the gap is
- * Node's per-chunk stream overhead, which a loaded box turns into throughput.
+ * promise → 16-byte reply. Measured with fio's nbd engine against `nbdkit file` in the
+ * same run (256 MiB file export, loopback, 2 cores shared with other jobs, so ±40%):
+ *   seq 1 MiB QD16:         1238–1804 MiB/s vs 2856–3325 MiB/s (0.4–0.6×)
+ *   rand 4 KiB QD16:        27.5k–36.1k vs 24.4k–53.0k IOPS (0.6–1.4×)
+ *   rand 4 KiB QD1 + fsync: 2772–3118 vs 3662–4447 IOPS (0.6–0.75×)
+ * A profile of rand 4 KiB shows the main thread ~50% idle and most of the rest in the
+ * socket send syscalls; a null backend showed the seq path is bound by Node's 64 KiB
+ * socket reads, not the file (673 MiB/s null vs 696 MiB/s file in one run).
  */
 export class Transmission {
   private readonly checked: CheckedBackend;
@@ -171,6 +172,12 @@ export class Transmission {
 
   private send(buf: Buffer): void {
     if (this.dead || this.socket.destroyed) return;
+    // Nothing else in flight (QD1, e.g. write + flush loops): nothing to batch with, so
+    // skip the cork and its extra event-loop turn of latency.
+    if (!this.corked && this.inflightCount === 0 && this.queue.length < REQUEST_HEADER_SIZE) {
+      this.socket.write(buf);
+      return;
+    }
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
