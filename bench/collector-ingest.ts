@@ -1,0 +1,123 @@
+/**
+ * Item 1: collector ingest MiB/s against fsync'd sequential writes of the same batches to
+ * the same disk. Two paths: VolumeStore.append called batch after batch exactly as the
+ * gRPC Append handler does (one append in flight, each resolving after fdatasync), and the
+ * real thing — a Shipper streaming to the gRPC service over a unix socket.
+ */
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { startCollectorGrpc } from '../src/collector/grpc/server.js';
+import { storePort } from '../src/collector/grpc/store-adapter.js';
+import { CollectorStore } from '../src/collector/store/index.js';
+import type { JournalRecord, RecordKind } from '../src/journal/record.js';
+import { Shipper, type ShipperSpool } from '../src/ship/shipper.js';
+import { fsyncedSequentialWrites, MiB, payloadBytes, WriteMix } from './collector-workload.js';
+
+export const BATCH_BYTES = 1 * MiB; // the Shipper's default maxBatchBytes
+
+export interface IngestResult {
+  bytes: number;
+  batchBytes: number;
+  refMiBs: number;
+  storeMiBs: number;
+  grpcMiBs: number;
+  storeRatio: number;
+  grpcRatio: number;
+}
+
+/** A pre-filled in-memory spool: the shipper reads it as fast as it can send. */
+class PrefilledSpool implements ShipperSpool {
+  ackedSeq = 0n;
+  private wake: Array<() => void> = [];
+  constructor(private readonly records: JournalRecord[]) {}
+  get lastSeq(): bigint {
+    return BigInt(this.records.length);
+  }
+  async append(_e: { kind: RecordKind; flags: number; offset: bigint; length: number; payload: Buffer }): Promise<JournalRecord | null> {
+    return null; // no base copy in this benchmark
+  }
+  async read(fromSeq: bigint, opts: { maxRecords?: number; maxBytes?: number } = {}): Promise<JournalRecord[]> {
+    const out: JournalRecord[] = [];
+    let bytes = 0;
+    for (let i = Number(fromSeq) - 1; i >= 0 && i < this.records.length; i++) {
+      const r = this.records[i]!;
+      if (out.length > 0 && (out.length >= (opts.maxRecords ?? 1024) || bytes + r.length > (opts.maxBytes ?? MiB))) break;
+      out.push(r);
+      bytes += r.length + 48;
+    }
+    return out;
+  }
+  waitForRecords(afterSeq: bigint, signal?: AbortSignal): Promise<void> {
+    if (this.lastSeq > afterSeq || signal?.aborted) return Promise.resolve();
+    // Nothing more will arrive; park until the shipper stops.
+    return new Promise((resolve) => {
+      this.wake.push(resolve);
+      signal?.addEventListener('abort', () => resolve(), { once: true });
+    });
+  }
+  ack(seq: bigint): void {
+    if (seq > this.ackedSeq) this.ackedSeq = seq;
+  }
+}
+
+async function storeIngest(dir: string, batches: JournalRecord[][], size: number): Promise<number> {
+  const store = await CollectorStore.open(dir);
+  try {
+    const vol = await store.createVolume('ingest', BigInt(size));
+    const t0 = performance.now();
+    for (const b of batches) await vol.append(b);
+    return (performance.now() - t0) / 1000;
+  } finally {
+    await store.close();
+  }
+}
+
+async function grpcIngest(dir: string, records: JournalRecord[], size: number): Promise<number> {
+  const store = await CollectorStore.open(dir);
+  const server = await startCollectorGrpc({ store: storePort(store), listen: { path: path.join(dir, 'grpc.sock') }, allowPlaintext: true });
+  const spool = new PrefilledSpool(records);
+  const shipper = new Shipper({ spool, volume: 'ingest', size: BigInt(size), token: 'bench', target: { address: server.address, allowPlaintext: true }, mode: 'async', maxBatchBytes: BATCH_BYTES });
+  try {
+    const t0 = performance.now();
+    shipper.start();
+    await shipper.drain(AbortSignal.timeout(300_000));
+    const secs = (performance.now() - t0) / 1000;
+    if (spool.ackedSeq !== spool.lastSeq) throw new Error(`gRPC ingest: collector acknowledged ${spool.ackedSeq} of ${spool.lastSeq} records`);
+    return secs;
+  } finally {
+    await shipper.stop();
+    await server.close();
+    await store.close();
+  }
+}
+
+/** Alternates reference and ours over `rounds`, keeping each one's best, on `totalBytes` of the mix. */
+export async function benchIngest(work: string, totalBytes: number, rounds: number): Promise<IngestResult> {
+  const volSize = 1024 * MiB;
+  const mix = new WriteMix(volSize, 11);
+  const batches: JournalRecord[][] = [];
+  let bytes = 0;
+  while (bytes < totalBytes) {
+    const b = mix.batch(BATCH_BYTES);
+    batches.push(b);
+    bytes += payloadBytes(b);
+  }
+  const sizes = batches.map(payloadBytes);
+  let ref = Infinity;
+  let st = Infinity;
+  let gr = Infinity;
+  for (let i = 0; i < rounds; i++) {
+    const d = path.join(work, `ingest-${i}`);
+    await fsp.mkdir(d, { recursive: true });
+    const steps: Array<() => Promise<void>> = [
+      async () => void (ref = Math.min(ref, await fsyncedSequentialWrites(path.join(d, 'ref.bin'), sizes))),
+      async () => void (st = Math.min(st, await storeIngest(path.join(d, 'store'), batches, volSize))),
+      async () => void (gr = Math.min(gr, await grpcIngest(path.join(d, 'grpc'), batches.flat(), volSize))),
+    ];
+    // Order rotates each round so no side always gets the freshest disk.
+    for (let k = 0; k < steps.length; k++) await steps[(k + i) % steps.length]!();
+    await fsp.rm(d, { recursive: true, force: true });
+  }
+  const mibs = (s: number) => bytes / MiB / s;
+  return { bytes, batchBytes: BATCH_BYTES, refMiBs: mibs(ref), storeMiBs: mibs(st), grpcMiBs: mibs(gr), storeRatio: ref / st, grpcRatio: ref / gr };
+}
