@@ -37,6 +37,20 @@ export interface JournalFilterOptions {
 
 const EMPTY = Buffer.alloc(0);
 
+/**
+ * The journal keeps each payload until it is written and shipped (writer queue, the
+ * shipper's tail cache). A payload sliced out of a larger socket chunk would pin the whole
+ * chunk that long: 4 KiB writes pinned 64 KiB each, and random-write IOPS halved under
+ * the GC pressure (measured: fio randwrite 4 KiB QD16). Copying a small slice is cheaper
+ * than that; a payload that owns most of its memory is kept as is.
+ */
+function ownedCopy(buf: Buffer): Buffer {
+  if (buf.byteLength * 2 >= buf.buffer.byteLength) return buf;
+  const copy = Buffer.allocUnsafeSlow(buf.length);
+  buf.copy(copy);
+  return copy;
+}
+
 export function journalFilter(opts: JournalFilterOptions): Filter {
   const mode = opts.mode ?? 'async';
   if (mode !== 'async' && !opts.waitRemote) {
@@ -83,7 +97,7 @@ export function journalFilter(opts: JournalFilterOptions): Filter {
       cache: (offset, length) => next.cache(offset, length),
 
       pwrite: (buf, offset, o) =>
-        mutate(offset, buf.length, { kind: RecordKind.Write, flags: o.fua ? RecordFlag.Fua : 0, payload: buf }, () => next.pwrite(buf, offset, o), o.fua),
+        mutate(offset, buf.length, { kind: RecordKind.Write, flags: o.fua ? RecordFlag.Fua : 0, payload: ownedCopy(buf) }, () => next.pwrite(buf, offset, o), o.fua),
 
       trim: (offset, length, o) =>
         mutate(offset, length, { kind: RecordKind.Trim, flags: o.fua ? RecordFlag.Fua : 0, payload: EMPTY }, () => next.trim(offset, length, o), o.fua),
