@@ -3,6 +3,9 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { fromSystemError } from '../core/errors.js';
+import { fsyncDir } from '../core/atomic-file.js';
+
+export { fsyncDir };
 
 /**
  * A journal is a directory of segment files named by the seq of their first record,
@@ -106,16 +109,6 @@ export async function readSegmentHeaderBytes(p: string): Promise<Buffer> {
     return b.subarray(0, bytesRead);
   } finally {
     await fh.close();
-  }
-}
-
-/** Make a directory entry change (create, rename, unlink) durable. */
-export async function fsyncDir(dir: string): Promise<void> {
-  const fd = await fsp.open(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
-  try {
-    await fd.sync();
-  } finally {
-    await fd.close();
   }
 }
 

@@ -1,8 +1,7 @@
 import { crc32c } from '@node-rs/crc32';
 import fsp from 'node:fs/promises';
-import path from 'node:path';
+import { replaceFileAtomic } from '../core/atomic-file.js';
 import { fromSystemError } from '../core/errors.js';
-import { fsyncDir } from '../journal/segment.js';
 
 /**
  * Small spool side files (ack state, dirty bitmap) are written whole and atomically:
@@ -10,24 +9,11 @@ import { fsyncDir } from '../journal/segment.js';
  * version, never a mix. Each carries a CRC32C trailer so a damaged file is detected
  * rather than trusted (DESIGN §1: "dirty sector table saved with a checksum").
  */
-export async function writeFileAtomic(p: string, body: Buffer): Promise<void> {
-  const tmp = `${p}.tmp-${process.pid}`;
+export function writeFileAtomic(p: string, body: Buffer): Promise<void> {
   const withCrc = Buffer.allocUnsafe(body.length + 4);
   body.copy(withCrc, 0);
   withCrc.writeUInt32LE(crc32c(body), body.length);
-  try {
-    const fh = await fsp.open(tmp, 'w', 0o644);
-    try {
-      await fh.writeFile(withCrc);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await fsp.rename(tmp, p);
-    await fsyncDir(path.dirname(p));
-  } catch (err) {
-    throw fromSystemError(err, `write ${p}`);
-  }
+  return replaceFileAtomic(p, withCrc);
 }
 
 export type ReadChecked = { state: 'missing' } | { state: 'bad-checksum'; size: number } | { state: 'ok'; body: Buffer };

@@ -1,11 +1,10 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 const execFileP = promisify(execFile);
+export { sha256File, sha256Export } from './nbd-peers.js';
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const REWIND_BIN = path.join(ROOT, 'bin', 'rewind');
 
@@ -68,25 +67,6 @@ export async function runRewind(args: string[], timeoutMs = 120_000): Promise<{ 
     const err = e as { code?: number; stdout?: string; stderr?: string };
     return { code: typeof err.code === 'number' ? err.code : 1, stdout: err.stdout ?? '', stderr: err.stderr ?? String(e) };
   }
-}
-
-export async function sha256File(p: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(p, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
-  return h.digest('hex');
-}
-
-/** sha256 of a whole NBD export, read by an independent client (nbdcopy to stdout). */
-export async function sha256Export(uri: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('nbdcopy', [uri, '-'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const h = createHash('sha256');
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => h.update(d));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.once('error', reject);
-    child.once('exit', (code) => (code === 0 ? resolve(h.digest('hex')) : reject(new Error(`nbdcopy ${uri} - exited ${code}: ${err}`))));
-  });
 }
 
 /** Run a peer tool, failing with its output when it exits non-zero (or is missing). */
