@@ -2,16 +2,19 @@
  * Item 1: collector ingest MiB/s against fsync'd sequential writes of the same batches to
  * the same disk. Two paths: VolumeStore.append called batch after batch exactly as the
  * gRPC Append handler does (one append in flight, each resolving after fdatasync), and the
- * real thing — a Shipper streaming to the gRPC service over a unix socket.
+ * real thing — a Shipper streaming over a unix socket to the gRPC service in another process.
  */
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { startCollectorGrpc } from '../src/collector/grpc/server.js';
-import { storePort } from '../src/collector/grpc/store-adapter.js';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { CollectorStore } from '../src/collector/store/index.js';
 import type { JournalRecord, RecordKind } from '../src/journal/record.js';
 import { Shipper, type ShipperSpool } from '../src/ship/shipper.js';
+import { stopProcess } from './fio-nbd.js';
 import { fsyncedSequentialWrites, MiB, payloadBytes, WriteMix } from './collector-workload.js';
+
+const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), 'collector-grpc-child.js');
 
 export const BATCH_BYTES = 1 * MiB; // the Shipper's default maxBatchBytes
 
@@ -72,11 +75,33 @@ async function storeIngest(dir: string, batches: JournalRecord[][], size: number
   }
 }
 
+/** Start bench/collector-grpc-child.js on a unix socket; resolves once it says "ready". */
+async function startCollectorProcess(dir: string): Promise<{ child: ChildProcess; address: string }> {
+  await fsp.mkdir(dir, { recursive: true });
+  const sock = path.join(dir, 'grpc.sock');
+  const child = spawn(process.execPath, [...process.execArgv, CHILD, path.join(dir, 'data'), sock], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
+  await new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`collector child not ready after 20 s: ${err}`)), 20_000);
+    child.stdout!.on('data', (d: Buffer) => {
+      if (d.toString().includes('ready')) {
+        clearTimeout(t);
+        resolve();
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(t);
+      reject(new Error(`collector child exited ${code}: ${err}`));
+    });
+  });
+  return { child, address: `unix:${sock}` };
+}
+
 async function grpcIngest(dir: string, records: JournalRecord[], size: number): Promise<number> {
-  const store = await CollectorStore.open(dir);
-  const server = await startCollectorGrpc({ store: storePort(store), listen: { path: path.join(dir, 'grpc.sock') }, allowPlaintext: true });
+  const { child, address } = await startCollectorProcess(dir);
   const spool = new PrefilledSpool(records);
-  const shipper = new Shipper({ spool, volume: 'ingest', size: BigInt(size), token: 'bench', target: { address: server.address, allowPlaintext: true }, mode: 'async', maxBatchBytes: BATCH_BYTES });
+  const shipper = new Shipper({ spool, volume: 'ingest', size: BigInt(size), token: 'bench', target: { address, allowPlaintext: true }, mode: 'async', maxBatchBytes: BATCH_BYTES });
   try {
     const t0 = performance.now();
     shipper.start();
@@ -86,8 +111,7 @@ async function grpcIngest(dir: string, records: JournalRecord[], size: number): 
     return secs;
   } finally {
     await shipper.stop();
-    await server.close();
-    await store.close();
+    await stopProcess(child);
   }
 }
 

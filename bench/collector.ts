@@ -47,7 +47,7 @@ async function main(): Promise<void> {
     if (want('ingest')) {
       const r = await benchIngest(work, (quick ? 128 : 512) * MiB, quick ? 1 : 2);
       out.ingest = r;
-      for (const [name, mibs, ratio] of [['VolumeStore.append', r.storeMiBs, r.storeRatio], ['Shipper→gRPC (unix)', r.grpcMiBs, r.grpcRatio]] as const) {
+      for (const [name, mibs, ratio] of [['VolumeStore.append', r.storeMiBs, r.storeRatio], ['Shipper→gRPC process', r.grpcMiBs, r.grpcRatio]] as const) {
         const ok = ratio >= TARGET_INGEST;
         if (!ok) missed++;
         console.log(
