@@ -43,6 +43,7 @@ export class WriteMix {
   private readonly clock = new HybridClock();
   seq = 0n;
   counts = new Map<number, number>();
+  private pending: JournalRecord | undefined;
 
   constructor(readonly volumeSize: number, seed = 1) {
     this.rng = new Rng(seed);
@@ -61,16 +62,24 @@ export class WriteMix {
     return { kind: RecordKind.Write, flags: 0, seq: ++this.seq, time: this.clock.now(), offset: BigInt(off), length: len, payload: POOL.subarray(p, p + len) };
   }
 
-  /** Records until their payloads reach `bytes` (the shipper's default batch is 1 MiB). */
-  batch(bytes: number): JournalRecord[] {
+  /**
+   * The next batch, cut exactly as the shipper cuts a spool read (spool.read maxBytes,
+   * counting 48-byte headers, at least one record), so the store-direct, gRPC and
+   * reference runs all see the same batch boundaries and the same number of fdatasyncs.
+   */
+  batch(maxBytes: number): JournalRecord[] {
     const out: JournalRecord[] = [];
     let sum = 0;
-    while (sum < bytes) {
-      const r = this.next();
+    for (;;) {
+      const r = this.pending ?? this.next();
+      this.pending = undefined;
+      if (out.length > 0 && sum + r.length > maxBytes) {
+        this.pending = r;
+        return out;
+      }
       out.push(r);
-      sum += r.length;
+      sum += r.length + 48;
     }
-    return out;
   }
 
   /** e.g. "4K×410 64K×730 …" for the report. */
