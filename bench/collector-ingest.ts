@@ -26,6 +26,11 @@ export interface IngestResult {
   grpcMiBs: number;
   storeRatio: number;
   grpcRatio: number;
+  /**
+   * The same gRPC run with the collector's data in /dev/shm (no disk cost): the transport's
+   * own ceiling on this machine, to tell a slow store from a slow stream. Absent without /dev/shm.
+   */
+  grpcMemoryMiBs?: number;
 }
 
 /** A pre-filled in-memory spool: the shipper reads it as fast as it can send. */
@@ -143,5 +148,14 @@ export async function benchIngest(work: string, totalBytes: number, rounds: numb
     await fsp.rm(d, { recursive: true, force: true });
   }
   const mibs = (s: number) => bytes / MiB / s;
-  return { bytes, batchBytes: BATCH_BYTES, refMiBs: mibs(ref), storeMiBs: mibs(st), grpcMiBs: mibs(gr), storeRatio: ref / st, grpcRatio: ref / gr };
+  let grpcMemoryMiBs: number | undefined;
+  const shm = await fsp.mkdtemp('/dev/shm/rewind-bench-').catch(() => undefined);
+  if (shm) {
+    try {
+      grpcMemoryMiBs = mibs(await grpcIngest(shm, batches.flat(), volSize));
+    } finally {
+      await fsp.rm(shm, { recursive: true, force: true });
+    }
+  }
+  return { bytes, batchBytes: BATCH_BYTES, refMiBs: mibs(ref), storeMiBs: mibs(st), grpcMiBs: mibs(gr), storeRatio: ref / st, grpcRatio: ref / gr, grpcMemoryMiBs };
 }
