@@ -97,7 +97,16 @@ export async function openNodeVolume(o: NodeVolumeOptions): Promise<NodeVolume> 
   // A failed resync is logged and retried at the next open (the marker or the spool's
   // flags still say so); it must not take the data path down with it.
   const logFailure = (err: unknown) => log.error('resync failed; it is retried at the next start', { volume: o.name, err });
+  // In flush-sync and sync modes nothing can be made durable without the collector, so
+  // waiting for it here costs no availability, and it settles a rebase (spool.ts) before
+  // the first write: no FLUSH can then be acknowledged against a seq the collector holds
+  // with other content.
+  if (shipper && o.mode !== 'async') await shipper.firstWelcome;
   let resynced = initialSync(o.name, backing, spool, lock, crashed, log).catch(logFailure);
+  // A rebase (async mode: possible after writes began) sets the journal aside; resend all.
+  spool.on('rebased', () => {
+    resynced = resynced.then(() => initialSync(o.name, backing, spool, lock, false, log)).catch(logFailure);
+  });
   // When acks free the spool after it fell back to dirty tracking, resend what it missed.
   spool.onState((state, prev) => {
     if (prev === 'dirty-tracking' && state === 'ok') {

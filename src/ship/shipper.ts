@@ -18,6 +18,8 @@ export interface ShipperSpool extends BaseCopySpool {
   read(fromSeq: bigint, opts?: { maxRecords?: number; maxBytes?: number; coalesce?: boolean }): Promise<JournalRecord[]>;
   waitForRecords(afterSeq: bigint, signal?: AbortSignal): Promise<void>;
   ack(seq: bigint): void | Promise<void>;
+  /** Continue numbering after the collector's seq when a node crash lost the spool's tail (spool.ts). */
+  rebase?(collectorSeq: bigint): Promise<void>;
 }
 
 export interface ShipperOptions {
@@ -80,6 +82,9 @@ export class Shipper {
   private loop: Promise<void> | undefined;
   private call: grpc.ClientDuplexStream<AppendRequestMsg, AppendResponseMsg> | undefined;
   private connected = false;
+  private welcomed!: () => void;
+  /** Resolves at the first Welcome (after a rebase, if one was needed). */
+  readonly firstWelcome: Promise<void> = new Promise((r) => (this.welcomed = r));
   private sentSeq = 0n;
   private bytesSent = 0n;
   private reconnects = 0;
@@ -229,9 +234,15 @@ export class Shipper {
           clearTimeout(welcomeTimer);
           const durable = BigInt(m.welcome.durable_seq);
           const behind = this.spoolBehind(durable);
-          if (behind) return settle(behind);
-          this.onWelcome(durable);
-          this.send(call, durable + 1n, sess.signal).then(() => undefined, settle);
+          const open = () => {
+            if (settled) return;
+            this.onWelcome(durable);
+            this.send(call, durable + 1n, sess.signal).then(() => undefined, settle);
+          };
+          if (!behind) return open();
+          if (!this.o.spool.rebase) return settle(behind);
+          this.log.warn('collector is ahead of the spool after a node crash; rebasing the spool and resyncing', { collectorSeq: durable, spoolSeq: this.o.spool.lastSeq });
+          this.o.spool.rebase(durable).then(open, settle);
         } else if (m.msg === 'ack' && m.ack) {
           this.onAck(BigInt(m.ack.durable_seq));
         }
@@ -274,6 +285,7 @@ export class Shipper {
 
   private onWelcome(durable: bigint): void {
     this.connected = true;
+    this.welcomed();
     this.lastError = undefined;
     const acked = this.waiters.ackedSeq;
     if (durable < acked) {

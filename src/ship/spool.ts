@@ -59,14 +59,15 @@ export class Spool extends EventEmitter {
   private closed = false;
   private _state: SpoolState = 'ok';
   private _ackedSeq: bigint;
+  private rebasing = false;
 
   private constructor(
     readonly dir: string,
     private readonly o: SpoolOptions,
-    private readonly writer: JournalWriter,
+    private writer: JournalWriter,
     private readonly side: SpoolSideFiles,
     private readonly clock: HybridClock,
-    private readonly cache: SpoolTailCache,
+    private cache: SpoolTailCache,
     private readonly log: Logger,
   ) {
     super();
@@ -80,7 +81,7 @@ export class Spool extends EventEmitter {
     await fsp.mkdir(dir, { recursive: true }).catch((err) => {
       throw fromSystemError(err, `create spool directory ${dir}`);
     });
-    const segmentBytes = opts.segmentBytes ?? Math.min(64 << 20, Math.max(1 << 20, Math.floor(opts.maxBytes / 4)));
+    const segmentBytes = Spool.segmentBytesFor(opts);
     const side = await SpoolSideFiles.load(dir, opts.volumeSize, opts.blockSize ?? 64 * 1024, log);
     const jdir = Spool.journalDir(dir);
     let writer = await JournalWriter.open(jdir, { segmentBytes, logger: log, firstSeq: side.ackedSeq + 1n });
@@ -101,6 +102,15 @@ export class Spool extends EventEmitter {
     clock.observe(writer.lastTime);
     await side.saveState();
     return new Spool(dir, opts, writer, side, clock, new SpoolTailCache(), log);
+  }
+
+  /** Default: maxBytes/4 within [1 MiB, 64 MiB], so acks can always free whole segments. */
+  private static segmentBytesFor(opts: SpoolOptions): number {
+    return opts.segmentBytes ?? Math.min(64 << 20, Math.max(1 << 20, Math.floor(opts.maxBytes / 4)));
+  }
+
+  private get segmentBytes(): number {
+    return Spool.segmentBytesFor(this.o);
   }
 
   /** Where a spool keeps its journal (for `rewind journal verify|dump|replay`). */
@@ -158,8 +168,42 @@ export class Spool extends EventEmitter {
     const e: SpoolEntry = { kind: RecordKind.Mark, flags: 0, offset: 0n, length: 0, payload: Buffer.from(name, 'utf8') };
     const size = RECORD_HEADER_SIZE + e.payload.length;
     // Under 'dirty-bitmap' a mark may overshoot maxBytes by its few bytes rather than be lost.
-    if (this.blocked.length === 0 && (this.o.fullPolicy === 'dirty-bitmap' || this.hasRoom(size))) return this.appendNow(e);
+    if (this.blocked.length === 0 && !this.rebasing && (this.o.fullPolicy === 'dirty-bitmap' || this.hasRoom(size))) return this.appendNow(e);
     return this.enqueueBlocked(e, size);
+  }
+
+  /**
+   * The collector holds entries up to `collectorSeq`, past the end of this spool: they were
+   * shipped from memory before they reached the spool's disk and a crash lost them here.
+   * Numbering must continue after the collector's seq (reusing a seq it holds would be
+   * ignored as a resend: silent loss). Everything in the local journal is at or below
+   * what the collector holds, so set it aside, start a new journal at collectorSeq+1, and
+   * require a full resync so the collector's copy matches the device again. Appends that
+   * arrive meanwhile wait and are numbered in the new journal ('rebased' is emitted after).
+   */
+  async rebase(collectorSeq: bigint): Promise<void> {
+    this.checkOpen();
+    if (collectorSeq <= this.writer.lastSeq || this.rebasing) return;
+    this.rebasing = true;
+    try {
+      const old = this.writer;
+      await old.close();
+      const jdir = Spool.journalDir(this.dir);
+      const aside = `${jdir}.behind-${Date.now()}.bak`;
+      await fsp.rename(jdir, aside);
+      this.log.error('spool journal is behind the collector; set aside, full resync required', { lastSeq: old.lastSeq, collectorSeq, aside });
+      this.side.ackedSeq = collectorSeq;
+      this._ackedSeq = collectorSeq;
+      await this.side.requireFullResync();
+      this.writer = await JournalWriter.open(jdir, { segmentBytes: this.segmentBytes, logger: this.log, firstSeq: collectorSeq + 1n });
+      this.clock.observe(old.lastTime);
+      this.cache = new SpoolTailCache();
+      this.pos = null;
+    } finally {
+      this.rebasing = false;
+      this.wakeBlocked();
+    }
+    this.emit('rebased', collectorSeq);
   }
 
   /** Make everything appended so far durable locally (and the dirty bitmap clean on disk). */
@@ -291,6 +335,7 @@ export class Spool extends EventEmitter {
   }
 
   private hasRoom(size: number): boolean {
+    if (this.rebasing) return false;
     // With nothing unacked, always admit: otherwise one record bigger than the free space
     // (or the unfreeable current segment) could block forever.
     return this.writer.bytes + size <= this.o.maxBytes || this.writer.lastSeq === this._ackedSeq;
