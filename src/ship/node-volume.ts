@@ -126,6 +126,9 @@ export async function openNodeVolume(o: NodeVolumeOptions): Promise<NodeVolume> 
     ...(shipper ? { shipper } : {}),
     lock,
     async mark(name) {
+      // A mark promises an exact point: while a resync runs, the far side does not yet
+      // hold the whole device, so wait for it first.
+      await resynced;
       // Holding the whole device orders the mark after every write already acknowledged
       // and before every write that starts later.
       const release = await lock.acquireAll(backing.size);
