@@ -96,7 +96,11 @@ export async function openNodeVolume(o: NodeVolumeOptions): Promise<NodeVolume> 
   await fs.writeFile(marker, `${process.pid}\n`);
   // A failed resync is logged and retried at the next open (the marker or the spool's
   // flags still say so); it must not take the data path down with it.
-  const logFailure = (err: unknown) => log.error('resync failed; it is retried at the next start', { volume: o.name, err });
+  let resyncFailed = false;
+  const logFailure = (err: unknown) => {
+    resyncFailed = true;
+    log.error('resync failed; it is retried at the next start', { volume: o.name, err });
+  };
   // In flush-sync and sync modes nothing can be made durable without the collector, so
   // waiting for it here costs no availability, and it settles a rebase (spool.ts) before
   // the first write: no FLUSH can then be acknowledged against a seq the collector holds
@@ -159,7 +163,8 @@ export async function openNodeVolume(o: NodeVolumeOptions): Promise<NodeVolume> 
       }
       await spool.close();
       await backing.close();
-      await fs.rm(marker, { force: true });
+      // Kept after a failed resync: the next start must resend the whole device again.
+      if (!resyncFailed) await fs.rm(marker, { force: true });
     },
   };
 }
