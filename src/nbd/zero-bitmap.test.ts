@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { ByteQueue } from './byte-queue.js';
 import { HOLE_ZERO, ZERO_ONLY, ZeroBitmap } from './zero-bitmap.js';
 
 const K = 4096;

@@ -8,7 +8,7 @@ import { readJournalPositioned, type ReadPosition } from '../journal/reader.js';
 import { RECORD_HEADER_SIZE, RecordKind, type JournalRecord } from '../journal/record.js';
 import { JournalWriter } from '../journal/writer.js';
 import { coalesceBatch } from './spool-coalesce.js';
-import { DirtyBitmap, type Extent } from './spool-dirty-bitmap.js';
+import type { Extent } from './spool-dirty-bitmap.js';
 import { SpoolSideFiles } from './spool-side-files.js';
 import { SpoolTailCache } from './spool-tail-cache.js';
 

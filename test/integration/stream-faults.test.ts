@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startCollectorGrpc, type CollectorGrpcServer } from '../../src/collector/grpc/server.js';
+import { startCollectorGrpc } from '../../src/collector/grpc/server.js';
 import { storePort } from '../../src/collector/grpc/store-adapter.js';
 import { CollectorStore } from '../../src/collector/store/index.js';
 import { readJournal } from '../../src/journal/reader.js';
