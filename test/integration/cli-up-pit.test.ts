@@ -126,6 +126,12 @@ describe('rewind up: restore to any captured instant', () => {
     }
   });
 
+  it('refuses an instant before the volume was protected instead of inventing zeros', async () => {
+    const r = await rewind(['restore', '--at', String(instants[0]!.at - 3_600_000_000_000n), '--out', path.join(dir, 'before.img')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/REWIND_ERR_POINT_OUT_OF_WINDOW/);
+  });
+
   it('restores every mark through the CLI', async () => {
     const marked = instants.filter((i) => i.mark);
     expect(marked.length).toBeGreaterThanOrEqual(4);

@@ -75,7 +75,7 @@ export class CollectorStore {
       }
       return existing;
     }
-    const p = VolumeStore.create(path.join(this.dataDir, 'volumes', name), { name, size: size.toString(), generation: 1, token: opts.token }, this.volumeOptions());
+    const p = VolumeStore.create(path.join(this.dataDir, 'volumes', name), { name, size: size.toString(), generation: 1, token: opts.token, createdNs: (this.opts.clock?.now() ?? BigInt(Date.now()) * 1_000_000n).toString() }, this.volumeOptions());
     this.creating.set(name, p);
     try {
       const v = await p;

@@ -19,7 +19,8 @@ import { SegmentLocator } from './segment-locator.js';
 
 export type Point = { time: bigint } | { mark: string } | { seq: bigint };
 export interface MarkInfo { name: string; seq: bigint; time: bigint }
-export interface VolumeMeta { name: string; size: string; generation: number; token?: string }
+/** `createdNs`: when the collector first heard of the volume (ns); absent in older stores. */
+export interface VolumeMeta { name: string; size: string; generation: number; token?: string; createdNs?: string }
 export interface VolumeOptions { segmentBytes?: number; retention?: RetentionPolicy; logger?: Logger; intervalNs?: bigint; bitmapBlockSize?: number }
 
 export function describePoint(p: Point): string {
@@ -41,6 +42,8 @@ export class VolumeStore {
   /** The journal writer failed and could not be reopened yet (e.g. the disk is still full). */
   private needsReopen = false;
 
+  private readonly createdNs: bigint | undefined;
+
   private constructor(
     readonly dir: string,
     meta: VolumeMeta,
@@ -55,6 +58,7 @@ export class VolumeStore {
     this.size = BigInt(meta.size);
     this.token = meta.token;
     this.gen = meta.generation;
+    this.createdNs = meta.createdNs === undefined ? undefined : BigInt(meta.createdNs);
     this.ckpt = ckpt;
   }
 
@@ -205,12 +209,24 @@ export class VolumeStore {
 
   window(): { earliest: bigint; latest: bigint; earliestSeq: bigint; latestSeq: bigint } {
     const d = this.durableSeq;
-    return { earliest: this.ckpt.time, latest: this.timeOfSeq(d), earliestSeq: this.ckpt.seq, latestSeq: d };
+    return { earliest: this.earliestTime(), latest: this.timeOfSeq(d), earliestSeq: this.ckpt.seq, latestSeq: d };
+  }
+
+  /**
+   * Before any consolidation the history starts when the collector first heard of the
+   * volume: an instant before that is unknown, not "all zeros". (Entries stamped earlier —
+   * a node's clock ahead of ours — still count: the earliest of the two.)
+   */
+  private earliestTime(): bigint {
+    if (this.ckpt.seq > 0n || this.createdNs === undefined) return this.ckpt.time;
+    const created = this.createdNs;
+    const first = this.index.count > 0 ? this.index.times[0]! : created;
+    return first < created ? first : created;
   }
 
   private outOfWindow(p: Point): RewindError {
     const w = this.window();
-    return new RewindError(ErrorCodes.POINT_OUT_OF_WINDOW, `volume ${this.name}: ${describePoint(p)} is before the restorable window [${formatNs(w.earliest)} (seq ${w.earliestSeq}), ${formatNs(w.latest)} (seq ${w.latestSeq})]; history before it was consolidated — pick a later point or a retained mark`, { details: { volume: this.name, earliest: w.earliest, latest: w.latest, earliestSeq: w.earliestSeq, latestSeq: w.latestSeq } });
+    return new RewindError(ErrorCodes.POINT_OUT_OF_WINDOW, `volume ${this.name}: ${describePoint(p)} is before the restorable window [${formatNs(w.earliest)} (seq ${w.earliestSeq}), ${formatNs(w.latest)} (seq ${w.latestSeq})]; history before it was consolidated or never recorded — pick a later point or a retained mark`, { details: { volume: this.name, earliest: w.earliest, latest: w.latest, earliestSeq: w.earliestSeq, latestSeq: w.latestSeq } });
   }
 
   /**
@@ -231,7 +247,7 @@ export class VolumeStore {
       if (p.seq > d) throw new RewindError(ErrorCodes.OUT_OF_RANGE, `volume ${this.name}: seq ${p.seq} is not durable yet (latest ${d})`);
       return { seq: p.seq, time: this.timeOfSeq(p.seq) };
     }
-    if (p.time < this.ckpt.time) throw this.outOfWindow(p);
+    if (p.time < this.earliestTime()) throw this.outOfWindow(p);
     let i = this.index.lastAtOrBefore(p.time);
     const di = this.index.indexOf(d);
     if (i > di) i = di;
