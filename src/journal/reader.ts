@@ -1,7 +1,7 @@
 import { ErrorCodes, RewindError } from '../core/errors.js';
 import type { JournalRecord } from './record.js';
 import { isTornTail, SegmentScanner, type ScanProblem } from './scan.js';
-import { listSegments, predecessorMayBeUnsynced, type SegmentFile } from './segment.js';
+import { listSegments, type SegmentFile } from './segment.js';
 
 export interface ReadJournalOptions {
   /** First seq to return (earlier records are skipped; whole earlier segments are not opened). */
@@ -30,9 +30,7 @@ export interface ReadPosition {
 
 /**
  * Stream the records of a journal directory in seq order, one segment at a time, in
- * bounded memory (see SegmentScanner). A torn tail at the end of the LAST segment is EOF,
- * and so is one in an earlier segment whose successor is flagged SEGMENT_FLAG_PRED_UNSYNCED
- * (the later segments are then not part of the log: nothing in them was acknowledged);
+ * bounded memory (see SegmentScanner). A torn tail at the end of the LAST segment is EOF;
  * anything else wrong — bad CRC, bad magic, a bad segment header, a missing segment, a seq
  * gap or a seq/time that does not increase — throws REWIND_ERR_JOURNAL_CORRUPT with
  * details { segment, offset, bytesDropped }. Nothing is ever skipped silently.
@@ -84,7 +82,7 @@ export async function* readJournalPositioned(
       }
       const p: ScanProblem | undefined = sc.problems[0];
       if (p) {
-        if (isTornTail(p, last || (await predecessorMayBeUnsynced(segs[i + 1])))) return;
+        if (isTornTail(p, last)) return;
         throw corrupt(dir, s, p.offset, p.bytesDropped, `${p.reason}: ${p.detail}`);
       }
       if (expectSeq === null) expectSeq = s.firstSeq;

@@ -24,9 +24,7 @@ export interface RepairReport {
 
 /**
  * Make a journal readable again, backing up each segment before changing it.
- * - A torn tail is truncated (a segment with only a torn header is removed); when it is in
- *   an earlier segment (successor flagged "predecessor may be unsynced"), every later
- *   segment is moved aside too.
+ * - A torn tail is truncated (a segment with only a torn header is removed).
  * - Corruption is only dropped with `dropCorrupt`: the segment holding the FIRST problem is
  *   truncated there, keeping its good prefix, and every later segment is moved aside
  *   (renamed to `*.dropped-*.bak`), because records after a hole cannot be replayed in
@@ -71,14 +69,6 @@ export async function repairJournal(dir: string, opts: { dropCorrupt?: boolean; 
       await truncate(p, t.offset);
       actions.push({ segment: t.segment, action: 'truncated-torn-tail', offset: t.offset, bytesDropped: t.bytes, backup: bak });
     }
-    // A tear before a flagged successor ends the log: what follows was never acknowledged.
-    for (const name of t.laterSegments ?? []) {
-      const s = segs.find((x) => x.name === name)!;
-      const aside = `${s.path}.dropped-${stamp()}.bak`;
-      await fsp.rename(s.path, aside);
-      actions.push({ segment: name, action: 'moved-aside', offset: 0, bytesDropped: s.size, backup: aside });
-    }
-    if (t.laterSegments?.length) await fsyncDir(dir);
   }
 
   for (const a of actions) log.warn('journal repair', { dir, ...a });

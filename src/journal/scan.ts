@@ -197,15 +197,13 @@ export function findNextValid(buf: Buffer, from: number): number {
 }
 
 /**
- * The one rule for "torn tail" (docs/journal-format.md §5): damage in a segment that may end
- * torn — the LAST one, or one whose successor's header carries SEGMENT_FLAG_PRED_UNSYNCED
- * (`tearAllowed`) — after which no record decodes, and which looks like an interrupted
- * write: the file ends inside a record (short), or everything from the damage to EOF is
- * zero (an extent the filesystem allocated but never wrote before the crash). Everything
- * else is corruption.
+ * The one rule for "torn tail" (docs/journal-format.md): damage in the LAST segment after
+ * which no record decodes, and which looks like an interrupted write — the file ends inside
+ * a record (short), or everything from the damage to EOF is zero (an extent the filesystem
+ * allocated but never wrote before the crash). Everything else is corruption.
  */
-export function isTornTail(p: ScanProblem, tearAllowed: boolean): boolean {
-  return tearAllowed && p.nextValid === null && (p.reason === 'short' || p.zeroTail || p.tornSector);
+export function isTornTail(p: ScanProblem, lastSegment: boolean): boolean {
+  return lastSegment && p.nextValid === null && (p.reason === 'short' || p.zeroTail || p.tornSector);
 }
 
 /** `rest` starts at file offset `at` and runs to EOF; is the record there torn by sectors? */

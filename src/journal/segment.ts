@@ -18,7 +18,7 @@ export { fsyncDir };
  *    12    4 headerSize   40 (lets a later version grow the header)
  *    16    8 firstSeq     seq of the first record in this segment
  *    24    8 createdNs    wall/HLC time the segment was created (informational)
- *    32    4 flags        bit 0 = SEGMENT_FLAG_PRED_UNSYNCED; other bits 0
+ *    32    4 reserved     0
  *    36    4 crc          CRC32C over bytes 0..35
  */
 export const SEGMENT_MAGIC = Buffer.from('RWNDSEG1', 'latin1');
@@ -27,37 +27,21 @@ export const SEGMENT_HEADER_SIZE = 40;
 export const SEGMENT_SUFFIX = '.seg';
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
 const NAME_RE = /^(\d{20})\.seg$/;
-/**
- * Header flag: when this segment was created, the fdatasync of the previous segment had not
- * finished (rotation syncs the old segment in the background). The previous segment may
- * then end in a torn tail, which is the end of the log (docs/journal-format.md §5). The
- * field was "reserved, 0" before, so version-1 journals read the same.
- */
-export const SEGMENT_FLAG_PRED_UNSYNCED = 1;
-/**
- * A writer never has more than this many segments with a background fdatasync outstanding:
- * rotation waits for the oldest first. So after a crash only the last
- * MAX_UNSYNCED_SEGMENTS + 1 segments can be torn, which bounds what open must scan (every
- * open, since the flag stays set: 4 x 64 MiB extra reads at most). More would not buy
- * speed: on ext4 here the background syncs keep pace with the writes anyway.
- */
-export const MAX_UNSYNCED_SEGMENTS = 4;
 
 export interface SegmentHeader {
   version: number;
   firstSeq: bigint;
   createdNs: bigint;
-  flags: number;
 }
 
-export function encodeSegmentHeader(h: { firstSeq: bigint; createdNs: bigint; flags?: number }): Buffer {
+export function encodeSegmentHeader(h: { firstSeq: bigint; createdNs: bigint }): Buffer {
   const b = Buffer.alloc(SEGMENT_HEADER_SIZE);
   SEGMENT_MAGIC.copy(b, 0);
   b.writeUInt32LE(SEGMENT_VERSION, 8);
   b.writeUInt32LE(SEGMENT_HEADER_SIZE, 12);
   b.writeBigUInt64LE(h.firstSeq, 16);
   b.writeBigUInt64LE(h.createdNs, 24);
-  b.writeUInt32LE(h.flags ?? 0, 32);
+  b.writeUInt32LE(0, 32);
   b.writeUInt32LE(crc32c(b.subarray(0, 36)), 36);
   return b;
 }
@@ -76,23 +60,7 @@ export function decodeSegmentHeader(buf: Buffer): SegmentHeaderResult {
   if (version !== SEGMENT_VERSION || buf.readUInt32LE(12) !== SEGMENT_HEADER_SIZE) {
     return { ok: false, reason: 'bad-version', detail: `version ${version}, header size ${buf.readUInt32LE(12)}; this build reads version ${SEGMENT_VERSION}` };
   }
-  return { ok: true, header: { version, firstSeq: buf.readBigUInt64LE(16), createdNs: buf.readBigUInt64LE(24), flags: buf.readUInt32LE(32) } };
-}
-
-/**
- * Does `next` (the segment after the one being judged) say its predecessor may be unsynced?
- * A missing or unreadable header says no: then damage before it stays corruption.
- */
-export async function predecessorMayBeUnsynced(next: SegmentFile | undefined): Promise<boolean> {
-  if (!next) return false;
-  let b: Buffer;
-  try {
-    b = await readSegmentHeaderBytes(next.path);
-  } catch {
-    return false;
-  }
-  const r = decodeSegmentHeader(b);
-  return r.ok && r.header.firstSeq === next.firstSeq && (r.header.flags & SEGMENT_FLAG_PRED_UNSYNCED) !== 0;
+  return { ok: true, header: { version, firstSeq: buf.readBigUInt64LE(16), createdNs: buf.readBigUInt64LE(24) } };
 }
 
 export function segmentName(firstSeq: bigint): string {

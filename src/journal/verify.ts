@@ -1,5 +1,5 @@
 import { isTornTail, SegmentScanner } from './scan.js';
-import { listSegments, predecessorMayBeUnsynced } from './segment.js';
+import { listSegments } from './segment.js';
 
 export interface JournalCorruption {
   segment: string;
@@ -21,13 +21,8 @@ export interface VerifyReport {
   lastSeq: bigint | null;
   firstTime: bigint | null;
   lastTime: bigint | null;
-  /**
-   * Torn end of the log: EOF for readers, truncated by repair. Usually in the last segment;
-   * in an earlier one when its successor is flagged "predecessor may be unsynced", and then
-   * `laterSegments` lists the segments after the tear (not part of the log; repair moves
-   * them aside).
-   */
-  tornTail?: { segment: string; offset: number; bytes: number; laterSegments?: string[] };
+  /** Torn end of the last segment: EOF for readers, truncated by repair. */
+  tornTail?: { segment: string; offset: number; bytes: number };
   corruptions: JournalCorruption[];
   /** No corruption (a torn tail alone is fine). */
   ok: boolean;
@@ -46,11 +41,9 @@ export async function verifyJournal(dir: string): Promise<VerifyReport> {
   };
   let expect: bigint | null = null;
   let lastTime = 0n;
-  let endOfLog = false;
-  for (let i = 0; i < segs.length && !endOfLog; i++) {
+  for (let i = 0; i < segs.length; i++) {
     const s = segs[i];
     const last = i === segs.length - 1;
-    const tearAllowed = last || (await predecessorMayBeUnsynced(segs[i + 1]));
     rep.bytes += s.size;
     if (expect !== null && s.firstSeq !== expect) {
       rep.corruptions.push({ segment: s.name, offset: 0, reason: 'missing-records', detail: `segment starts at seq ${s.firstSeq}, expected ${expect}`, bytesDropped: 0 });
@@ -68,14 +61,8 @@ export async function verifyJournal(dir: string): Promise<VerifyReport> {
         let skipped = false;
         for (; seen < sc.problems.length; seen++) {
           const p = sc.problems[seen];
-          if (isTornTail(p, tearAllowed)) {
+          if (isTornTail(p, last)) {
             rep.tornTail = { segment: s.name, offset: p.offset, bytes: p.bytesDropped };
-            if (!last) {
-              // The tear ends the log; later segments only count as bytes.
-              rep.tornTail.laterSegments = segs.slice(i + 1).map((x) => x.name);
-              for (const x of segs.slice(i + 1)) rep.bytes += x.size;
-              endOfLog = true;
-            }
           } else {
             rep.corruptions.push({ segment: s.name, offset: p.offset, reason: p.reason, detail: p.detail, bytesDropped: p.bytesDropped });
             skipped = true;

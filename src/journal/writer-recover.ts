@@ -10,8 +10,6 @@ import {
   encodeSegmentHeader,
   fsyncDir,
   listSegments,
-  MAX_UNSYNCED_SEGMENTS,
-  predecessorMayBeUnsynced,
   readSegmentHeaderBytes,
   SEGMENT_HEADER_SIZE,
   segmentName,
@@ -20,11 +18,9 @@ import {
 
 /**
  * Recovery on open (what the writer needs to continue appending): check every segment
- * header, scan the segments that may end torn — the LAST one, and before it each one whose
- * successor is flagged SEGMENT_FLAG_PRED_UNSYNCED (at most MAX_UNSYNCED_SEGMENTS of them) —
- * repair a torn tail (backup, truncate, move later segments aside) and refuse corruption in
- * the last segment unless `dropCorrupt`. Older segments are not scanned — a full check is
- * `verifyJournal`'s job, and would cost a read of the whole spool per open.
+ * header, scan the LAST segment, repair a torn tail (backup, then truncate) and refuse
+ * corruption unless `dropCorrupt`. Only the tail is scanned — a full check of older
+ * segments is `verifyJournal`'s job, and would cost a read of the whole spool per open.
  */
 export async function openTail(
   dir: string,
@@ -72,7 +68,6 @@ export async function openTail(
     return { segments: [{ name: segmentName(nextFirst), path: p, firstSeq: nextFirst, size: SEGMENT_HEADER_SIZE }], lastSeq: nextFirst - 1n, lastTime: 0n };
   }
 
-  segs = await cutAtEarlierTear(dir, segs, o.log);
   const tail = segs[segs.length - 1];
   const t = await scanTail(tail);
   if (t.problem) {
@@ -104,38 +99,6 @@ export async function openTail(
     lastTime = prev.lastTime;
   }
   return { segments: segs, lastSeq: t.lastSeq ?? tail.firstSeq - 1n, lastTime };
-}
-
-/**
- * A torn tail in a non-last segment whose successor is flagged is the end of the log
- * (nothing after it was ever acknowledged durable): back the segment up, truncate it at the
- * tear and move every later segment aside. Other damage there is left for verify/repair,
- * as before the flag existed. Returns the segments that remain.
- */
-async function cutAtEarlierTear(dir: string, segs: SegmentFile[], log: Logger): Promise<SegmentFile[]> {
-  let first = segs.length - 1;
-  while (first > 0 && segs.length - first <= MAX_UNSYNCED_SEGMENTS && (await predecessorMayBeUnsynced(segs[first]))) first--;
-  for (let i = first; i < segs.length - 1; i++) {
-    const s = segs[i];
-    const t = await scanTail(s);
-    if (!t.problem || !isTornTail(t.problem, true)) continue;
-    const at = t.problem.offset;
-    const bak = await backupSegment(s.path, 'torn');
-    await truncateDurably(s.path, at);
-    const moved: string[] = [];
-    for (const later of segs.slice(i + 1)) {
-      const aside = `${later.path}.dropped-${new Date().toISOString().replace(/[:.]/g, '-')}.bak`;
-      await fsp.rename(later.path, aside);
-      moved.push(later.name);
-    }
-    await fsyncDir(dir);
-    log.warn('truncated a torn journal tail in a segment whose successor was created before it was synced; moved the later segments aside', {
-      segment: s.name, offset: at, bytesDropped: s.size - at, reason: t.problem.reason, backup: bak, movedAside: moved,
-    });
-    s.size = at;
-    return segs.slice(0, i + 1);
-  }
-  return segs;
 }
 
 /** Scan a whole segment, checking seq continuity and strictly increasing time too. */

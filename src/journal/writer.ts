@@ -4,15 +4,7 @@ import { ErrorCodes, fromSystemError, RewindError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { encodeHeader, MAX_RECORD_PAYLOAD, RECORD_HEADER_SIZE, type JournalRecord } from './record.js';
 import { openTail } from './writer-recover.js';
-import {
-  DEFAULT_SEGMENT_BYTES,
-  encodeSegmentHeader,
-  fsyncDir,
-  MAX_UNSYNCED_SEGMENTS,
-  SEGMENT_FLAG_PRED_UNSYNCED,
-  SEGMENT_HEADER_SIZE,
-  segmentName,
-} from './segment.js';
+import { DEFAULT_SEGMENT_BYTES, encodeSegmentHeader, fsyncDir, SEGMENT_HEADER_SIZE, segmentName } from './segment.js';
 import path from 'node:path';
 
 export interface JournalWriterOptions {
@@ -46,13 +38,6 @@ interface Op {
   lastSeq: bigint;
 }
 
-/** A finished segment whose fdatasync runs in the background (see class comment). */
-interface BackgroundSync {
-  seg: Seg;
-  /** Resolves once this segment AND every earlier one are fdatasync'ed and the fd closed. */
-  done: Promise<void>;
-}
-
 interface Waiter {
   seq: bigint;
   resolve: () => void;
@@ -77,28 +62,13 @@ interface Waiter {
  *     raw write+fdatasync of the same 512 MiB: ~356 MiB/s quiet → 0.91x. The cost is the
  *     fdatasync at each 64 MiB rotation (below): page-cache-only writes are ~2x faster but
  *     not crash-ordered. CRC32C of 1 MiB costs ~0.3 ms (82 ms per 256 MiB).
- *   Rotation sync moved to the background (below), 1 GiB of 1 MiB appends, 64 MiB segments,
- *     until written: blocking sync 316-485 MiB/s, background 380-541 MiB/s (5 runs each,
- *     interleaved). End to end it does NOT show: `node dist/bench/run.js --only "seq write"
- *     --rounds 1` gave rewind 164-225 MB/s before, 139-277 MB/s after (nbdkit 1.1-1.9
- *     GB/s, 4 runs each). Why: on this VM's ext4 a running fdatasync slows writes to OTHER
- *     files too — raw fs.write of 1 GiB into 64 MiB files: no sync 700-1380 MiB/s, blocking
- *     fdatasync per file 511, background fdatasync 510-528, background without the new
- *     segment's header fsync + directory fsync 733. The remaining gap is the kernel's
- *     writeback, not this loop.
  *   1 MiB records, sync every 16 ........... ~210 MiB/s (writer.test.ts bench, loaded)
  *   4 KiB records, no sync ................... 80-92k rec/s quiet, 32-37k loaded
  *   4 KiB records, sync after each ........... 2.7-3.9k/s quiet (PEERS.md: raw ~5k/s), ~230/s loaded
  * Reproduce: `npx vitest run src/journal/writer.test.ts` prints a "bench:" line.
  *
- * Rotation crash safety: rotation does NOT wait for the old segment's fdatasync (waiting
- * made every burst run at disk speed). It starts that fdatasync in the background (one at a
- * time, in segment order, so at most one libuv thread is busy with it; at most
- * MAX_UNSYNCED_SEGMENTS outstanding) and creates the new segment at once with header flag
- * SEGMENT_FLAG_PRED_UNSYNCED: recovery then accepts a torn tail in the old segment and
- * treats it as the end of the log. That is safe because a seq only counts as durable
- * (durableSeq, sync()) once its own segment AND every earlier one are fdatasync'ed, so
- * nothing after such a tear was ever acknowledged. The new segment's header is written,
+ * Rotation crash safety: the old segment is fdatasync'ed BEFORE the new one is created, so
+ * a torn tail can only ever be in the last segment; the new segment's header is written,
  * fsync'ed, and the directory fsync'ed before any record goes in, so a crash leaves either
  * no new segment or one with a whole header (a torn header is removed on open).
  */
@@ -119,10 +89,6 @@ export class JournalWriter {
   private _durableSeq: bigint;
   private totalBytes: number;
   private pending = 0;
-  /** Background fdatasyncs of finished segments, oldest first. */
-  private bgSyncs: BackgroundSync[] = [];
-  /** The newest background sync (resolves when all are done); rejects on a failed fdatasync. */
-  private bgTail: Promise<void> = Promise.resolve();
 
   private constructor(
     readonly dir: string,
@@ -260,8 +226,7 @@ export class JournalWriter {
       while (!this.failed) {
         if (this.waiters.length > 0 && this.waiters[0].seq <= this.writtenSeqValue) {
           const target = this.writtenSeqValue;
-          // Durable = this segment synced AND every earlier one (their syncs may still run).
-          await Promise.all([fdatasync(this.fd), this.bgTail]);
+          await fdatasync(this.fd);
           this.markDurable(target);
           continue;
         }
@@ -270,46 +235,14 @@ export class JournalWriter {
         await this.runOp(op);
       }
     } catch (err) {
-      this.fail(err);
+      this.failed = fromSystemError(err, `write journal ${this.dir}`);
+      this.log.error('journal write failed; the writer is unusable until reopened', { dir: this.dir, err: this.failed });
+      for (const w of this.waiters.splice(0)) w.reject(this.failed);
+      for (const d of this.drainers.splice(0)) d.reject(this.failed);
     } finally {
       this.pumping = false;
     }
     if (!this.failed && (this.queue.length > 0 || (this.waiters.length > 0 && this.waiters[0].seq <= this.writtenSeqValue))) this.kick();
-  }
-
-  private fail(err: unknown): void {
-    if (this.failed) return;
-    this.failed = err instanceof RewindError ? err : fromSystemError(err, `write journal ${this.dir}`);
-    this.log.error('journal write failed; the writer is unusable until reopened', { dir: this.dir, err: this.failed });
-    for (const w of this.waiters.splice(0)) w.reject(this.failed);
-    for (const d of this.drainers.splice(0)) d.reject(this.failed);
-  }
-
-  /**
-   * fdatasync + close a finished segment in the background, after the previous background
-   * sync (chained: durability is in segment order, and only one pool thread is taken).
-   */
-  private startBackgroundSync(fd: number, seg: Seg, lastSeq: bigint): void {
-    const prev = this.bgTail;
-    const entry: BackgroundSync = { seg, done: Promise.resolve() };
-    entry.done = (async () => {
-      try {
-        await prev;
-        await fdatasync(fd);
-      } finally {
-        try {
-          fs.closeSync(fd);
-        } catch {
-          // Nothing to do: the fd is gone either way, and a sync failure is reported below.
-        }
-        const i = this.bgSyncs.indexOf(entry);
-        if (i >= 0) this.bgSyncs.splice(i, 1);
-      }
-      this.markDurable(lastSeq);
-    })();
-    entry.done.catch((err) => this.fail(err));
-    this.bgSyncs.push(entry);
-    this.bgTail = entry.done;
   }
 
   private markDurable(seq: bigint): void {
@@ -319,15 +252,14 @@ export class JournalWriter {
 
   private async runOp(op: Op): Promise<void> {
     if (op.create) {
-      // Bound the unsynced window (fds held, what open must scan): wait for the oldest.
-      while (this.bgSyncs.length >= MAX_UNSYNCED_SEGMENTS) await this.bgSyncs[0].done;
-      // Old segment: fdatasync in the background; the new header says so (class comment).
-      this.startBackgroundSync(this.fd, this.physSeg, this.writtenSeqValue);
+      // Old segment complete and durable before the new one exists (see class comment).
+      await fdatasync(this.fd);
+      this.markDurable(this.writtenSeqValue);
+      fs.closeSync(this.fd);
       const fd = fs.openSync(op.seg.path, fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_RDWR, 0o644);
       this.fd = fd;
       this.physSeg = op.seg;
-      const header = encodeSegmentHeader({ firstSeq: op.seg.firstSeq, createdNs: BigInt(Date.now()) * 1_000_000n, flags: SEGMENT_FLAG_PRED_UNSYNCED });
-      await writevAll(fd, [header], 0);
+      await writevAll(fd, [encodeSegmentHeader({ firstSeq: op.seg.firstSeq, createdNs: BigInt(Date.now()) * 1_000_000n })], 0);
       await fsyncFd(fd);
       await fsyncDir(this.dir);
       this.physPos = SEGMENT_HEADER_SIZE;
@@ -357,9 +289,6 @@ export class JournalWriter {
     }
     let freed = 0;
     for (const s of doomed) {
-      // Its background fdatasync may still hold the fd: let it finish (and close) first.
-      const bg = this.bgSyncs.find((b) => b.seg === s);
-      if (bg) await bg.done.catch(() => Promise.reject(this.failed));
       try {
         await fsp.unlink(s.path);
       } catch (err) {
@@ -378,8 +307,6 @@ export class JournalWriter {
     if (!this.failed) await this.sync();
     this.closed = true;
     while (this.pumping) await new Promise((r) => setImmediate(r));
-    // Background syncs close their own fds; after a failure they may still be running.
-    await this.bgTail.catch(() => undefined);
     fs.closeSync(this.fd);
   }
 }

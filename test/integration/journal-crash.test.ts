@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isRewindError } from '../../src/core/errors.js';
 import { repairJournal } from '../../src/journal/repair.js';
-import { decodeSegmentHeader, encodeSegmentHeader, SEGMENT_FLAG_PRED_UNSYNCED, SEGMENT_HEADER_SIZE, segmentName } from '../../src/journal/segment.js';
+import { SEGMENT_HEADER_SIZE, segmentName } from '../../src/journal/segment.js';
 import { verifyJournal } from '../../src/journal/verify.js';
 import { JournalWriter } from '../../src/journal/writer.js';
 import { checkRec, collect, tempDir, writeRec } from '../helpers/journal-fixtures.js';
@@ -168,91 +168,6 @@ describe('journal crash table', () => {
       await appendAndReadBack(dir, after.at(-1)!.seq);
     });
   }
-
-  describe('torn tail in the previous segment (rotation syncs it in the background)', () => {
-    /**
-     * Tear the end of segs[1] the way a crash before its background fdatasync does: cut the
-     * file inside its third-to-last record ('cut'), or zero it from that record on ('zero',
-     * an allocated extent never written). Returns the offset of the torn record.
-     */
-    function tearSecond(dir: string, segs: string[], how: 'cut' | 'zero'): number {
-      const p = path.join(dir, segs[1]);
-      const size = fs.statSync(p).size;
-      const at = size - 3 * REC;
-      if (how === 'cut') {
-        fs.truncateSync(p, at + 700);
-      } else {
-        const fd = fs.openSync(p, 'r+');
-        fs.writeSync(fd, Buffer.alloc(size - at), 0, size - at, at);
-        fs.closeSync(fd);
-      }
-      return at;
-    }
-    function headerFlags(dir: string, seg: string): number {
-      const h = decodeSegmentHeader(fs.readFileSync(path.join(dir, seg)).subarray(0, SEGMENT_HEADER_SIZE));
-      if (!h.ok) throw new Error(`bad header in ${seg}: ${h.detail}`);
-      return h.header.flags;
-    }
-
-    it('with a flagged successor: detected as torn (covering the later segments), repaired, appendable after', async () => {
-      const { dir, segs } = await build();
-      expect(segs.length).toBeGreaterThan(3);
-      expect(headerFlags(dir, segs[2]) & SEGMENT_FLAG_PRED_UNSYNCED).toBe(SEGMENT_FLAG_PRED_UNSYNCED);
-      const before = await collect(dir);
-      const at = tearSecond(dir, segs, 'cut');
-      const v = await verifyJournal(dir);
-      expect(v.ok).toBe(true);
-      expect(v.tornTail).toMatchObject({ segment: segs[1], offset: at, laterSegments: segs.slice(2) });
-      // Readers stop at the tear: a strict prefix, in order, nothing from later segments.
-      const read = await collect(dir);
-      expect(read.length).toBe(v.records);
-      expect(BigInt(read.length)).toBeLessThan(BigInt(segs[2].slice(0, 20)) - 1n);
-      expect(read.map((r) => r.seq)).toEqual(before.slice(0, read.length).map((r) => r.seq));
-      const r = await repairJournal(dir);
-      expect(r.actions[0]).toMatchObject({ segment: segs[1], action: 'truncated-torn-tail', offset: v.tornTail!.offset });
-      expect(r.actions[0].backup).toMatch(/\.torn-.*\.bak$/);
-      expect(r.actions.slice(1).map((a) => [a.segment, a.action])).toEqual(segs.slice(2).map((sg) => [sg, 'moved-aside']));
-      for (const a of r.actions) expect(fs.existsSync(a.backup)).toBe(true);
-      expect(r.after.ok).toBe(true);
-      expect(r.after.tornTail).toBeUndefined();
-      expect(r.after.records).toBe(read.length);
-      await appendAndReadBack(dir, read.at(-1)!.seq);
-    });
-
-    it('with a flagged successor: JournalWriter.open repairs it like a torn tail', async () => {
-      const { dir, segs } = await build();
-      tearSecond(dir, segs, 'zero');
-      const read = await collect(dir);
-      await appendAndReadBack(dir, read.at(-1)!.seq);
-      const names = fs.readdirSync(dir);
-      expect(names.some((f) => f.startsWith(segs[1]) && f.includes('.torn-'))).toBe(true);
-      for (const sg of segs.slice(2)) expect(names.some((f) => f.startsWith(sg) && f.includes('.dropped-'))).toBe(true);
-    });
-
-    it('the same damage with an UNflagged successor is still corruption', async () => {
-      const { dir, segs } = await build();
-      // Rewrite segs[2]'s header without the flag (as a writer that synced before rotating does).
-      const p2 = path.join(dir, segs[2]);
-      const h = decodeSegmentHeader(fs.readFileSync(p2).subarray(0, SEGMENT_HEADER_SIZE));
-      if (!h.ok) throw new Error(h.detail);
-      const fd2 = fs.openSync(p2, 'r+');
-      fs.writeSync(fd2, encodeSegmentHeader({ firstSeq: h.header.firstSeq, createdNs: h.header.createdNs, flags: 0 }), 0, SEGMENT_HEADER_SIZE, 0);
-      fs.closeSync(fd2);
-      const at = tearSecond(dir, segs, 'cut');
-      const v = await verifyJournal(dir);
-      expect(v.ok).toBe(false);
-      expect(v.tornTail).toBeUndefined();
-      expect(v.corruptions[0]).toMatchObject({ segment: segs[1], offset: at });
-      const err = await collect(dir).then(() => null, (e: unknown) => e);
-      expect(isRewindError(err, 'REWIND_ERR_JOURNAL_CORRUPT')).toBe(true);
-      const r1 = await repairJournal(dir);
-      expect(r1.actions).toEqual([]);
-      expect(r1.remaining.length).toBeGreaterThan(0);
-      const r2 = await repairJournal(dir, { dropCorrupt: true });
-      expect(r2.actions[0]).toMatchObject({ segment: segs[1], action: 'truncated-corrupt', offset: at });
-      expect(r2.after.ok).toBe(true);
-    });
-  });
 
   it('kill -9 during heavy appends and syncs: everything synced is there, the tail is repaired, appends continue', async () => {
     const dir = tempDir('rewind-kill-');
