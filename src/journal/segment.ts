@@ -1,5 +1,4 @@
 import { crc32c } from '@node-rs/crc32';
-import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { fromSystemError } from '../core/errors.js';

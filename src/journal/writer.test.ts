@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { isRewindError } from '../core/errors.js';
 import { checkRec, collect, T0, tempDir, writeRec } from '../../test/helpers/journal-fixtures.js';
 import { RecordKind } from './record.js';
-import { SEGMENT_HEADER_SIZE, segmentName } from './segment.js';
+import { segmentName } from './segment.js';
 import { JournalWriter } from './writer.js';
 
 const dirs: string[] = [];

@@ -104,7 +104,7 @@ const cases: Case[] = [
   {
     name: 'torn segment header after rotation (half-created segment)',
     torn: true,
-    damage: (dir, segs) => {
+    damage: (dir) => {
       // Rotation names the new segment after the next seq (the build wrote 300 records).
       fs.writeFileSync(path.join(dir, segmentName(301n)), Buffer.from('RWNDSEG1\x01\x00\x00', 'latin1'));
     },
