@@ -1,4 +1,5 @@
 import { NBD_STATE_HOLE, NBD_STATE_ZERO } from './constants.js';
+import { RangeMap } from './range-map.js';
 
 /**
  * What the server KNOWS reads as zero, as sorted disjoint [start, end) ranges each with
@@ -19,73 +20,24 @@ export const HOLE_ZERO = NBD_STATE_HOLE | NBD_STATE_ZERO;
 export const ZERO_ONLY = NBD_STATE_ZERO;
 
 export class ZeroMap {
-  private ranges: ZeroRange[] = [];
+  /** Values are the flags; flags 0 (data) is stored as unset. */
+  private readonly map = new RangeMap<number>();
 
   constructor(private readonly maxRanges = 200_000) {}
 
   get size(): number {
-    return this.ranges.length;
-  }
-
-  /** Index of the first range with end > pos. */
-  private firstAfter(pos: number): number {
-    let lo = 0;
-    let hi = this.ranges.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.ranges[mid]!.end > pos) hi = mid;
-      else lo = mid + 1;
-    }
-    return lo;
+    return this.map.count;
   }
 
   /** Mark [start, end) as data (flags 0) or zero (ZERO_ONLY / HOLE_ZERO). */
   set(start: number, end: number, flags: number): void {
-    if (end <= start) return;
-    if (flags === 0 && this.ranges.length === 0) return; // fast path: nothing known
-    const i = this.firstAfter(start);
-    let j = i;
-    const keep: ZeroRange[] = [];
-    while (j < this.ranges.length && this.ranges[j]!.start < end) {
-      const r = this.ranges[j]!;
-      if (r.start < start) keep.push({ start: r.start, end: start, flags: r.flags });
-      if (r.end > end) keep.push({ start: end, end: r.end, flags: r.flags });
-      j++;
-    }
-    if (flags !== 0) {
-      keep.push({ start, end, flags });
-      keep.sort((a, b) => a.start - b.start);
-    }
-    this.ranges.splice(i, j - i, ...keep);
-    this.coalesce(Math.max(0, i - 1), i + keep.length + 1);
-    if (this.ranges.length > this.maxRanges) this.ranges = [];
-  }
-
-  private coalesce(from: number, to: number): void {
-    for (let k = Math.min(to, this.ranges.length - 1); k > from; k--) {
-      const a = this.ranges[k - 1]!;
-      const b = this.ranges[k]!;
-      if (a.end === b.start && a.flags === b.flags) {
-        a.end = b.end;
-        this.ranges.splice(k, 1);
-      }
-    }
+    if (flags === 0 && this.map.count === 0) return; // fast path: nothing known
+    this.map.set(start, end, flags === 0 ? null : flags);
+    if (this.map.count > this.maxRanges) this.map.clear();
   }
 
   /** Extents covering [start, end) exactly, gaps reported as data. */
   query(start: number, end: number): ZeroRange[] {
-    const out: ZeroRange[] = [];
-    let at = start;
-    for (let i = this.firstAfter(start); i < this.ranges.length && at < end; i++) {
-      const r = this.ranges[i]!;
-      if (r.start >= end) break;
-      if (r.start > at) out.push({ start: at, end: r.start, flags: 0 });
-      const s = Math.max(r.start, at);
-      const e = Math.min(r.end, end);
-      out.push({ start: s, end: e, flags: r.flags });
-      at = e;
-    }
-    if (at < end) out.push({ start: at, end, flags: 0 });
-    return out;
+    return this.map.pieces(start, end).map((p) => ({ start: p.start, end: p.end, flags: p.value ?? 0 }));
   }
 }
