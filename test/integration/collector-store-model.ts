@@ -2,25 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { HybridClock, ManualWallClock } from '../../src/core/hlc.js';
 import { RecordKind, EMPTY, type JournalRecord } from '../../src/journal/record.js';
 import type { RestoreChunk, VolumeStore } from '../../src/collector/store/index.js';
+import { Rng } from '../../bench/collector-workload.js';
 
 /**
  * In-memory model of a volume driven by a seeded random history of unaligned writes, trims
  * and write-zeroes, so every store answer can be checked against the truth.
  */
-export class Rng {
-  constructor(private s: number) {}
-  next(): number {
-    // mulberry32
-    this.s = (this.s + 0x6d2b79f5) | 0;
-    let t = this.s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-}
+// The same seeded generator the collector bench uses, so histories are reproducible.
+export { Rng };
 
 export interface Snapshot { seq: bigint; time: bigint; image: Buffer }
 
