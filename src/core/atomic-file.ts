@@ -33,3 +33,14 @@ export async function replaceFileAtomic(file: string, body: Buffer | string, mod
     throw fromSystemError(err, `write ${file}`);
   }
 }
+
+/** Cut a file to `size` and make the new length durable (repair of a torn tail). */
+export async function truncateDurably(file: string, size: number): Promise<void> {
+  const fh = await fsp.open(file, 'r+');
+  try {
+    await fh.truncate(size);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}

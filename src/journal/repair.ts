@@ -3,6 +3,7 @@ import path from 'node:path';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { backupSegment, fsyncDir, listSegments, SEGMENT_HEADER_SIZE } from './segment.js';
 import { verifyJournal, type VerifyReport } from './verify.js';
+import { truncateDurably } from '../core/atomic-file.js';
 
 export interface RepairAction {
   segment: string;
@@ -45,7 +46,7 @@ export async function repairJournal(dir: string, opts: { dropCorrupt?: boolean; 
       const s = segs[i];
       if (i === idx && first.offset > SEGMENT_HEADER_SIZE) {
         const bak = await backupSegment(s.path, 'corrupt');
-        await truncate(s.path, first.offset);
+        await truncateDurably(s.path, first.offset);
         actions.push({ segment: s.name, action: 'truncated-corrupt', offset: first.offset, bytesDropped: s.size - first.offset, backup: bak });
       } else {
         const aside = `${s.path}.dropped-${stamp()}.bak`;
@@ -66,7 +67,7 @@ export async function repairJournal(dir: string, opts: { dropCorrupt?: boolean; 
       await fsyncDir(dir);
       actions.push({ segment: t.segment, action: 'removed-torn-segment', offset: 0, bytesDropped: t.bytes, backup: bak });
     } else {
-      await truncate(p, t.offset);
+      await truncateDurably(p, t.offset);
       actions.push({ segment: t.segment, action: 'truncated-torn-tail', offset: t.offset, bytesDropped: t.bytes, backup: bak });
     }
   }
@@ -74,16 +75,6 @@ export async function repairJournal(dir: string, opts: { dropCorrupt?: boolean; 
   for (const a of actions) log.warn('journal repair', { dir, ...a });
   const after = actions.length > 0 ? await verifyJournal(dir) : before;
   return { before, actions, after, remaining: after.corruptions };
-}
-
-async function truncate(p: string, size: number): Promise<void> {
-  const fh = await fsp.open(p, 'r+');
-  try {
-    await fh.truncate(size);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }
 
 function stamp(): string {

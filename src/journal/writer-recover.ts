@@ -4,6 +4,7 @@ import path from 'node:path';
 import { ErrorCodes, fromSystemError, RewindError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { isTornTail, SegmentScanner, type ScanProblem } from './scan.js';
+import { truncateDurably } from '../core/atomic-file.js';
 import {
   backupSegment,
   decodeSegmentHeader,
@@ -128,14 +129,4 @@ async function scanTail(s: SegmentFile): Promise<{ lastSeq: bigint | null; lastT
     await sc.close();
   }
   return { lastSeq, lastTime, problem: sc.problems[0] ?? null };
-}
-
-async function truncateDurably(p: string, size: number): Promise<void> {
-  const fh = await fsp.open(p, 'r+');
-  try {
-    await fh.truncate(size);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }

@@ -4,20 +4,10 @@ import { collectorClient, type CollectorClient, type CollectorTarget } from '../
 import type { DiffResponseMsg, ListMarksResponseMsg, ListVolumesResponseMsg, MarkMsg, RestoreChunkMsg, VolumeStatusMsg } from './messages.js';
 import { toPointMsg } from './points.js';
 import { fromGrpcError } from './status.js';
-import type { MarkInfo, PointSpec, StoreExtent } from './store-port.js';
+import type { MarkInfo, PointSpec, StoreExtent, VolumeStatusInfo } from './store-port.js';
 
-export interface VolumeStatusView {
-  volume: string;
-  size: bigint;
-  generation: bigint;
-  durableSeq: bigint;
-  durableTime: bigint;
-  windowOldest: bigint;
-  windowNewest: bigint;
-  journalBytes: bigint;
-  writerConnected: boolean;
-  detail: Record<string, unknown>;
-}
+/** A volume's status as a client sees it: the store's view plus whether a shipper is attached. */
+export type VolumeStatusView = Omit<VolumeStatusInfo, 'name' | 'detail'> & { volume: string; writerConnected: boolean; detail: Record<string, unknown> };
 
 export interface RestoreChunkView {
   offset: bigint;
