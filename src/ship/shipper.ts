@@ -4,9 +4,8 @@ import { silentLogger, type Logger } from '../core/logger.js';
 import type { AppendRequestMsg, AppendResponseMsg, EntryMsg } from '../collector/grpc/messages.js';
 import { fromGrpcError } from '../collector/grpc/status.js';
 import { encodeHeader, RECORD_HEADER_SIZE, type JournalRecord } from '../journal/record.js';
-import type { Backend } from '../nbd/backend.js';
 import { Backoff, sleep, type BackoffOptions } from './backoff.js';
-import { runBaseCopy, type BaseCopyResult, type BaseCopySpool, type RangeLockPort } from './base-copy.js';
+import type { BaseCopySpool } from './base-copy.js';
 import { DurableWaiters } from './durability.js';
 import type { DurabilityMode } from './journal-filter.js';
 import { TokenBucket } from './throttle.js';
@@ -37,8 +36,6 @@ export interface ShipperOptions {
   bandwidthBytesPerSec?: number;
   coalesce?: boolean;
   backoff?: BackoffOptions;
-  /** First protection of a volume that already holds data: copy it, ordered by `lock`. */
-  baseCopy?: { backend: Backend; lock: RangeLockPort; chunkSize?: number };
   logger?: Logger;
 }
 
@@ -52,8 +49,6 @@ export interface ShipperStatus {
   bytesSent: bigint;
   reconnects: number;
   lastError?: { code: string; message: string };
-  baseCopy?: 'running' | 'done' | 'failed';
-  protectionStartSeq?: bigint;
 }
 
 interface Sent {
@@ -94,7 +89,6 @@ export class Shipper {
   private lastAckWall = Date.now();
   private disconnectedAt = 0;
   private lastError: RewindError | undefined;
-  private base: { state: 'running' | 'done' | 'failed'; result?: BaseCopyResult; promise?: Promise<BaseCopyResult> } | undefined;
 
   constructor(opts: ShipperOptions) {
     this.o = { maxBatchBytes: 1024 * 1024, maxBatchRecords: 1024, maxInflightBytes: 16 * 1024 * 1024, mode: 'flush-sync', ...opts };
@@ -111,23 +105,6 @@ export class Shipper {
     if (this.loop) return;
     this.client = collectorClient(this.o.target);
     this.loop = this.run();
-    if (this.o.baseCopy) {
-      const bc = this.o.baseCopy;
-      this.base = { state: 'running' };
-      this.base.promise = runBaseCopy({ backend: bc.backend, lock: bc.lock, chunkSize: bc.chunkSize, spool: this.o.spool, signal: this.stopper.signal, logger: this.log });
-      this.base.promise.then(
-        (r) => Object.assign(this.base!, { state: 'done', result: r }),
-        (err) => {
-          this.base!.state = 'failed';
-          this.log.error('base copy failed', { err });
-        },
-      );
-    }
-  }
-
-  /** Resolves with protection start once the base copy finished (immediately if none). */
-  async baseCopyDone(): Promise<BaseCopyResult | undefined> {
-    return this.base?.promise;
   }
 
   /** Resolves once the collector durably holds every entry ≤ seq. */
@@ -144,7 +121,6 @@ export class Shipper {
     this.stopper.abort();
     this.call?.cancel();
     await this.loop?.catch(() => undefined);
-    await this.base?.promise?.catch(() => undefined);
     this.waiters.fail(new RewindError(ErrorCodes.CLOSED, `shipper for volume "${this.o.volume}" stopped before the collector acknowledged; the entries stay in the spool and ship on restart`));
     this.client?.close();
     this.loop = undefined;
@@ -173,8 +149,6 @@ export class Shipper {
       bytesSent: this.bytesSent,
       reconnects: this.reconnects,
       lastError: this.lastError ? { code: this.lastError.code, message: this.lastError.message } : undefined,
-      baseCopy: this.base?.state,
-      protectionStartSeq: this.base?.result?.protectionStartSeq,
     };
   }
 
