@@ -30,7 +30,7 @@ export interface BaseCopyOptions {
   /** The backing volume (reads may go through the journal filter or beneath it). */
   backend: Backend;
   spool: BaseCopySpool;
-  /** The journal filter's lock (the lead wires the same instance into both). */
+  /** The journal filter's lock: the same instance orders copies against live writes (node-volume.ts). */
   lock: RangeLockPort;
   chunkSize?: number;
   /**
