@@ -2,7 +2,7 @@
  * Collector storage (DESIGN §3 "Collector storage", "Diff"). On disk, per volume:
  *
  *   <dataDir>/volumes/<name>/volume.json        name, size, generation, token
- *                            journal/*.seg      the journal engineer's segment format
+ *                            journal/*.seg      the journal segment format (docs/journal-format.md)
  *                            checkpoints/<seq>.img|.json   sparse image + CRC'd manifest
  *                            marks.json         named points (atomic rename)
  *

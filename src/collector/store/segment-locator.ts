@@ -16,7 +16,7 @@ interface Seg {
 const SCAN_CHUNK = 1 << 20;
 
 /**
- * Random access into the journal engineer's segment files (same format, read with their
+ * Random access into the journal's segment files (same format, read with its
  * constants and `decodeRecord`): scans record headers to learn where each seq lives, and
  * reads payload slices by position. It never writes; the JournalWriter owns the files.
  */
