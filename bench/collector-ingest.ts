@@ -103,7 +103,7 @@ async function startCollectorProcess(dir: string): Promise<{ child: ChildProcess
   return { child, address: `unix:${sock}` };
 }
 
-async function grpcIngest(dir: string, records: JournalRecord[], size: number): Promise<number> {
+export async function grpcIngest(dir: string, records: JournalRecord[], size: number): Promise<number> {
   const { child, address } = await startCollectorProcess(dir);
   const spool = new PrefilledSpool(records);
   const shipper = new Shipper({ spool, volume: 'ingest', size: BigInt(size), token: 'bench', target: { address, allowPlaintext: true }, mode: 'async', maxBatchBytes: BATCH_BYTES });

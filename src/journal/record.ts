@@ -38,6 +38,14 @@ export interface JournalRecord {
   length: number;
   /** Write data, or the UTF-8 name of a mark; empty for trim/zero. */
   payload: Buffer;
+  /**
+   * The record's CRC32C when it is already known to match these exact fields and payload
+   * (decodeRecord sets it after checking; the collector after verifying a wire entry), so
+   * encodeHeader need not hash the payload again: each byte of a 1 MiB write was otherwise
+   * hashed five times between the spool and the collector's disk. Build a new record
+   * rather than editing one that carries it.
+   */
+  crc?: number;
 }
 
 export const EMPTY = Buffer.alloc(0);
@@ -68,7 +76,7 @@ export function encodeHeader(rec: JournalRecord): Buffer {
   h.writeBigUInt64LE(rec.time, 24);
   h.writeBigUInt64LE(rec.offset, 32);
   h.writeUInt32LE(0, 40);
-  const crc = crc32c(rec.payload, crc32c(h.subarray(0, 44)));
+  const crc = rec.crc ?? crc32c(rec.payload, crc32c(h.subarray(0, 44)));
   h.writeUInt32LE(crc, 44);
   return h;
 }
@@ -111,6 +119,7 @@ export function decodeRecord(buf: Buffer, pos = 0): DecodeResult {
       time: buf.readBigUInt64LE(pos + 24),
       offset: buf.readBigUInt64LE(pos + 32),
       payload,
+      crc: want,
     },
   };
 }

@@ -168,6 +168,8 @@ export class JournalWriter {
       throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `record payload ${rec.payload.length} exceeds ${MAX_RECORD_PAYLOAD} bytes; split the write`);
     }
     const header = encodeHeader(rec);
+    // Readers of the spool's tail cache (the shipper) reuse it instead of hashing again.
+    rec.crc = header.readUInt32LE(44);
     const size = RECORD_HEADER_SIZE + rec.payload.length;
     let seg = this.segs[this.segs.length - 1];
     let op = this.queue[this.queue.length - 1];

@@ -312,7 +312,7 @@ export class Shipper {
           offset: r.offset.toString(),
           length: r.length,
           payload: r.payload,
-          crc: encodeHeader(r).readUInt32LE(44),
+          crc: r.crc ?? encodeHeader(r).readUInt32LE(44),
         };
       });
       if (this.bucket) await this.bucket.take(bytes, signal);

@@ -55,6 +55,9 @@ export function collectorClient(target: CollectorTarget): CollectorClient {
     // Reconnect pacing is the shipper's own back-off; keep the channel's short.
     'grpc.initial_reconnect_backoff_ms': 100,
     'grpc.max_reconnect_backoff_ms': 1_000,
+    // The shipper resends from the collector's Welcome itself; grpc-js's own retry layer
+    // would only buffer every outgoing batch a second time.
+    'grpc.enable_retries': 0,
   };
   if (target.tls?.serverName) options['grpc.ssl_target_name_override'] = target.tls.serverName;
   return new collector(target.address, clientCredentials(target), options) as unknown as CollectorClient;

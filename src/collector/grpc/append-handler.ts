@@ -8,11 +8,12 @@ import { toStatus } from './status.js';
 import type { StorePort, VolumePort } from './store-port.js';
 
 /**
- * Batches received but not yet durable, per stream. Past this we stop reading the
- * stream, so HTTP/2 flow control pushes back on the shipper instead of us buffering:
- * two batches keep the disk busy (one being fsync'd, one ready) without unbounded memory.
+ * Batches received but not yet written, per stream. Past this we stop reading the
+ * stream, so HTTP/2 flow control pushes back on the shipper instead of us buffering.
+ * While one group is being fsync'd the next one gathers here (the shipper keeps 16 MiB
+ * in flight), so memory stays bounded at about this many batches.
  */
-export const APPEND_WINDOW_BATCHES = 2;
+export const APPEND_WINDOW_BATCHES = 8;
 
 type AppendCall = grpc.ServerDuplexStream<AppendRequestMsg, AppendResponseMsg>;
 
@@ -93,6 +94,7 @@ export function entryToRecord(e: EntryMsg, volume: string): JournalRecord {
       { details: { volume, seq: rec.seq } },
     );
   }
+  rec.crc = crc;
   return rec;
 }
 
@@ -158,10 +160,17 @@ export function appendHandler(deps: AppendDeps): (call: AppendCall) => void {
       pumping = (async () => {
         try {
           while (queue.length > 0 && phase === 'streaming') {
-            const batch = queue.shift()!;
-            if (call.isPaused() && queue.length < APPEND_WINDOW_BATCHES) call.resume();
+            // Group commit: every batch that arrived while the previous append was being
+            // fsync'd goes into one append (one write, one fdatasync, one ack), so the
+            // disk's flush latency is paid per group, not per batch.
+            const group = queue.splice(0, queue.length);
+            if (call.isPaused()) call.resume();
             const floor = vol!.durableSeq;
-            const records = batch.entries.map((e) => entryToRecord(e, vol!.name)).filter((r) => r.seq > floor);
+            const records: JournalRecord[] = [];
+            for (const batch of group) for (const e of batch.entries) {
+              const r = entryToRecord(e, vol!.name);
+              if (r.seq > floor) records.push(r);
+            }
             const durable = records.length > 0 ? await vol!.append(records) : vol!.durableSeq;
             if (phase !== 'streaming') return;
             call.write({ msg: 'ack', ack: { durable_seq: durable.toString() } });
