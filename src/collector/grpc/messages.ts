@@ -9,12 +9,13 @@ export type U64In = string | number;
 
 export interface HelloMsg { volume: string; size: U64; generation: U64; token: string; last_durable_seq: U64 }
 export interface WelcomeMsg { durable_seq: U64; generation: U64 }
+/** 64-bit fields are bigints when the hand codec (append-codec.ts) decoded the batch. */
 export interface EntryMsg {
-  seq: U64;
-  time: U64;
+  seq: U64 | bigint;
+  time: U64 | bigint;
   kind: number;
   flags: number;
-  offset: U64;
+  offset: U64 | bigint;
   length: number;
   payload: Buffer;
   crc: number;

@@ -3,6 +3,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { decodeAppendRequest, encodeBatchRequest } from './append-codec.js';
+import type { AppendRequestMsg } from './messages.js';
 
 /**
  * The .proto files are the contract and are loaded at run time with proto-loader
@@ -36,6 +38,17 @@ interface Loaded {
 
 let cached: Loaded | undefined;
 
+/** Append's requests take the hand codec (append-codec.ts); must run before clients or servers capture the method. */
+function useAppendCodec(service: protoLoader.ServiceDefinition): void {
+  const append = service.Append!;
+  const generic = { serialize: append.requestSerialize, deserialize: append.requestDeserialize };
+  append.requestSerialize = (o: object) => {
+    const m = o as AppendRequestMsg;
+    return m.msg === 'batch' && m.batch ? encodeBatchRequest(m.batch) : generic.serialize(m);
+  };
+  append.requestDeserialize = (b: Buffer) => decodeAppendRequest(b, generic.deserialize as (b: Buffer) => AppendRequestMsg);
+}
+
 export function loadProtos(): Loaded {
   if (cached) return cached;
   const root = protoRoot();
@@ -43,6 +56,7 @@ export function loadProtos(): Loaded {
     ...LOADER_OPTIONS,
     includeDirs: [root],
   });
+  useAppendCodec(def['rewind.v1alpha1.Collector'] as protoLoader.ServiceDefinition);
   const pkg = grpc.loadPackageDefinition(def) as unknown as {
     rewind: { v1alpha1: { Collector: grpc.ServiceClientConstructor } };
     csi: { v1: { SnapshotMetadata: grpc.ServiceClientConstructor } };
