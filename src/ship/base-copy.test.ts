@@ -127,6 +127,51 @@ describe('base copy', () => {
     expect(replay(spool.records, size, spool.lastSeq).equals(backing.bytes)).toBe(true);
   });
 
+  it('resync: ZERO entries never erase a write that landed after the plan was made', async () => {
+    const size = 4 * 1024 * 1024;
+    const backing = memoryBackend(size);
+    for (let b = 0; b < size; b += 4 * BLOCK) randomBytes(BLOCK).copy(backing.bytes, b);
+    const spool = recordingSpool();
+    const lock = new RangeLock();
+    const dev = await journalFilter({ spool, lock })(backing);
+    // Writes aimed at blocks that are zero now, racing the copy.
+    let stop = false;
+    const writer = (async () => {
+      for (let i = 0; i < 2000 && !stop; i++) {
+        const block = 4 * Math.floor(Math.random() * (size / BLOCK / 4)) + 1 + Math.floor(Math.random() * 3);
+        await dev.pwrite(randomBytes(4096), BigInt(block * BLOCK), { fua: false });
+      }
+    })();
+    await runBaseCopy({ backend: backing, spool, lock, chunkSize: 64 * 1024, zeros: 'record' });
+    stop = true;
+    await writer;
+    // The other side held anything at all before the resync: start from garbage.
+    const img = Buffer.alloc(size, 0xaa);
+    for (const r of spool.records) {
+      const o = Number(r.offset);
+      if (r.kind === RecordKind.Write) r.payload.copy(img, o);
+      else img.fill(0, o, o + r.length);
+    }
+    expect(img.equals(backing.bytes)).toBe(true);
+  });
+
+  it('initial copy: data written after protection started is not copied a second time', async () => {
+    const size = 8 * 1024 * 1024;
+    const backing = memoryBackend(size);
+    randomBytes(1024 * 1024).copy(backing.bytes, 0);
+    const spool = recordingSpool();
+    const lock = new RangeLock();
+    const dev = await journalFilter({ spool, lock })(backing);
+    // A sequential writer filling the empty upper half while the copy runs.
+    const writer = (async () => {
+      for (let off = 4 * 1024 * 1024; off < size; off += 64 * 1024) await dev.pwrite(randomBytes(64 * 1024), BigInt(off), { fua: false });
+    })();
+    const r = await runBaseCopy({ backend: backing, spool, lock, chunkSize: 64 * 1024 });
+    await writer;
+    expect(r.bytesCopied).toBe(1024n * 1024n);
+    expect(replay(spool.records, size, spool.lastSeq).equals(backing.bytes)).toBe(true);
+  });
+
   it('copies nothing for an all-zero volume', async () => {
     const backing = memoryBackend(1024 * 1024);
     const spool = recordingSpool();

@@ -60,18 +60,20 @@ export interface BaseCopyResult {
 const STATUS_WINDOW = 256 * 1024 * 1024;
 const NBD_STATE_ZERO = 2;
 
-export async function runBaseCopy(opts: BaseCopyOptions): Promise<BaseCopyResult> {
-  const { backend, spool, lock } = opts;
-  const chunk = opts.chunkSize ?? 1024 * 1024;
+/**
+ * Which extents to copy, decided up front. Asking block status window by window while
+ * copying would also find data that live writes put there after protection started (a
+ * sequential writer stays just ahead of the copy), and journal it a second time as base
+ * chunks: the spool then carried every byte twice. Those writes are journaled already
+ * (rule 1), so the map as of protection start is what needs copying. Adjacent extents of
+ * the same kind are merged to keep the list short on a fragmented device.
+ */
+async function extentsToCopy(backend: Backend, ranges: NonNullable<BaseCopyOptions['ranges']>, keepZeros: boolean, signal?: AbortSignal) {
   const size = backend.size;
-  let last = 0n;
-  let copied = 0n;
-  let chunks = 0;
-  const ranges = opts.ranges ?? [{ offset: 0n, length: size }];
+  const out: Array<{ start: bigint; end: bigint; zero: boolean }> = [];
   for (const r of ranges) {
     const rEnd = r.offset + BigInt(r.length) > size ? size : r.offset + BigInt(r.length);
-    for (let win = r.offset; win < rEnd; win += BigInt(STATUS_WINDOW)) {
-      if (opts.signal?.aborted) break;
+    for (let win = r.offset; win < rEnd && !signal?.aborted; win += BigInt(STATUS_WINDOW)) {
       const winLen = Number(rEnd - win < BigInt(STATUS_WINDOW) ? rEnd - win : BigInt(STATUS_WINDOW));
       const extents = backend.capabilities.blockStatus
         ? await backend.blockStatus(win, winLen)
@@ -79,33 +81,77 @@ export async function runBaseCopy(opts: BaseCopyOptions): Promise<BaseCopyResult
       for (const e of extents) {
         const start = e.offset < win ? win : e.offset;
         const end = e.offset + e.length > win + BigInt(winLen) ? win + BigInt(winLen) : e.offset + e.length;
-        const isZero = (e.flags & NBD_STATE_ZERO) !== 0;
-        if (isZero && opts.zeros !== 'record') continue;
-        // A zero range carries no payload: one entry per 1 GiB keeps the journal small.
-        const step = BigInt(isZero ? 1 << 30 : chunk);
-        for (let off = start; off < end; off += step) {
-          if (opts.signal?.aborted) break;
-          const len = Number(end - off < step ? end - off : step);
-          const release = await lock.acquire(off, len);
-          let rec: JournalRecord | null;
-          try {
-            if (isZero) {
-              rec = await spool.append({ kind: RecordKind.Zero, flags: RecordFlag.Base, offset: off, length: len, payload: Buffer.alloc(0) });
-            } else {
-              const buf = Buffer.allocUnsafe(len);
-              await backend.pread(buf, off);
-              rec = await spool.append({ kind: RecordKind.Write, flags: RecordFlag.Base, offset: off, length: len, payload: buf });
-            }
-          } finally {
-            release();
-          }
-          // null: the spool is full and tracks the extent as dirty; the resync covers it.
-          if (rec) last = rec.seq;
-          copied += BigInt(len);
-          chunks++;
-          opts.onProgress?.(off + BigInt(len), size);
-        }
+        const zero = (e.flags & NBD_STATE_ZERO) !== 0;
+        if (end <= start || (zero && !keepZeros)) continue;
+        const last = out[out.length - 1];
+        if (last && last.end === start && last.zero === zero) last.end = end;
+        else out.push({ start, end, zero });
       }
+    }
+  }
+  return out;
+}
+
+/**
+ * A range that read as zeros when the plan was made gets a ZERO entry, but a live write
+ * may have landed there since, and a ZERO entry ordered after it would erase it on
+ * replay. So, under the range lock, ask again and copy whatever is data by now.
+ */
+async function appendZeroRange(opts: BaseCopyOptions, off: bigint, len: number, chunk: number): Promise<JournalRecord | null> {
+  const { backend, spool } = opts;
+  const now = backend.capabilities.blockStatus ? await backend.blockStatus(off, len) : [{ offset: off, length: BigInt(len), flags: 0 }];
+  let rec: JournalRecord | null = null;
+  const end = off + BigInt(len);
+  for (const e of now) {
+    const s = e.offset < off ? off : e.offset;
+    const t = e.offset + e.length > end ? end : e.offset + e.length;
+    if (t <= s) continue;
+    if ((e.flags & NBD_STATE_ZERO) !== 0) {
+      rec = (await spool.append({ kind: RecordKind.Zero, flags: RecordFlag.Base, offset: s, length: Number(t - s), payload: Buffer.alloc(0) })) ?? rec;
+      continue;
+    }
+    for (let p = s; p < t; p += BigInt(chunk)) {
+      const n = Number(t - p < BigInt(chunk) ? t - p : BigInt(chunk));
+      const buf = Buffer.allocUnsafe(n);
+      await backend.pread(buf, p);
+      rec = (await spool.append({ kind: RecordKind.Write, flags: RecordFlag.Base, offset: p, length: n, payload: buf })) ?? rec;
+    }
+  }
+  return rec;
+}
+
+export async function runBaseCopy(opts: BaseCopyOptions): Promise<BaseCopyResult> {
+  const { backend, spool, lock } = opts;
+  const chunk = opts.chunkSize ?? 1024 * 1024;
+  const size = backend.size;
+  let last = 0n;
+  let copied = 0n;
+  let chunks = 0;
+  const plan = await extentsToCopy(backend, opts.ranges ?? [{ offset: 0n, length: size }], opts.zeros === 'record', opts.signal);
+  for (const { start, end, zero: isZero } of plan) {
+    // A zero range carries no payload: one entry per 1 GiB keeps the journal small.
+    const step = BigInt(isZero ? 1 << 30 : chunk);
+    for (let off = start; off < end; off += step) {
+      if (opts.signal?.aborted) break;
+      const len = Number(end - off < step ? end - off : step);
+      const release = await lock.acquire(off, len);
+      let rec: JournalRecord | null;
+      try {
+        if (isZero) {
+          rec = await appendZeroRange(opts, off, len, chunk);
+        } else {
+          const buf = Buffer.allocUnsafe(len);
+          await backend.pread(buf, off);
+          rec = await spool.append({ kind: RecordKind.Write, flags: RecordFlag.Base, offset: off, length: len, payload: buf });
+        }
+      } finally {
+        release();
+      }
+      // null: the spool is full and tracks the extent as dirty; the resync covers it.
+      if (rec) last = rec.seq;
+      copied += BigInt(len);
+      chunks++;
+      opts.onProgress?.(off + BigInt(len), size);
     }
   }
   opts.logger?.info('base copy done', { bytesCopied: copied, chunks, protectionStartSeq: last });
