@@ -84,8 +84,11 @@ export class FileBackend implements Backend {
       throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `${path} is neither a regular file nor a block device`);
     }
     const b = new FileBackend(path, fd, size, regular, readOnly);
-    // A file we just created (or the part we just extended) is known to be a hole.
-    const knownHoleFrom = created ? 0n : want !== undefined && regular && st.size < want ? st.size : size;
+    // A file we just created (or the part we just extended) is known to be a hole, and so
+    // is a regular file with no blocks allocated at all (a fresh `truncate -s`): Node has
+    // no SEEK_DATA, but st_blocks = 0 says the same for the whole file.
+    const unallocated = regular && st.blocks === 0n;
+    const knownHoleFrom = created || unallocated ? 0n : want !== undefined && regular && st.size < want ? st.size : size;
     if (knownHoleFrom < size) b.zeros.set(Number(knownHoleFrom), Number(size), HOLE_ZERO);
     return b;
   }

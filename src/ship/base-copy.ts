@@ -92,6 +92,31 @@ async function extentsToCopy(backend: Backend, ranges: NonNullable<BaseCopyOptio
   return out;
 }
 
+const ZEROS = Buffer.alloc(1024 * 1024);
+
+function allZero(buf: Buffer): boolean {
+  for (let at = 0; at < buf.length; at += ZEROS.length) {
+    const n = Math.min(ZEROS.length, buf.length - at);
+    if (buf.compare(ZEROS, 0, n, at, at + n) !== 0) return false;
+  }
+  return true;
+}
+
+/**
+ * One chunk read under the range lock. A chunk that reads as zeros carries no payload:
+ * skipped on an initial copy (the collector's image starts as zeros, and every byte that
+ * was written since protection started is journaled already), a ZERO entry on a resync.
+ * Block status cannot tell us this for a file whose holes we do not know (no SEEK_DATA in
+ * Node): without the check a sparse 1 TiB volume would ship a terabyte of zeros.
+ */
+async function appendChunk(opts: BaseCopyOptions, buf: Buffer, off: bigint): Promise<JournalRecord | null | undefined> {
+  if (allZero(buf)) {
+    if (opts.zeros !== 'record') return undefined;
+    return opts.spool.append({ kind: RecordKind.Zero, flags: RecordFlag.Base, offset: off, length: buf.length, payload: Buffer.alloc(0) });
+  }
+  return opts.spool.append({ kind: RecordKind.Write, flags: RecordFlag.Base, offset: off, length: buf.length, payload: buf });
+}
+
 /**
  * A range that read as zeros when the plan was made gets a ZERO entry, but a live write
  * may have landed there since, and a ZERO entry ordered after it would erase it on
@@ -114,14 +139,14 @@ async function appendZeroRange(opts: BaseCopyOptions, off: bigint, len: number, 
       const n = Number(t - p < BigInt(chunk) ? t - p : BigInt(chunk));
       const buf = Buffer.allocUnsafe(n);
       await backend.pread(buf, p);
-      rec = (await spool.append({ kind: RecordKind.Write, flags: RecordFlag.Base, offset: p, length: n, payload: buf })) ?? rec;
+      rec = (await appendChunk(opts, buf, p)) ?? rec;
     }
   }
   return rec;
 }
 
 export async function runBaseCopy(opts: BaseCopyOptions): Promise<BaseCopyResult> {
-  const { backend, spool, lock } = opts;
+  const { backend, lock } = opts;
   const chunk = opts.chunkSize ?? 1024 * 1024;
   const size = backend.size;
   let last = 0n;
@@ -135,22 +160,25 @@ export async function runBaseCopy(opts: BaseCopyOptions): Promise<BaseCopyResult
       if (opts.signal?.aborted) break;
       const len = Number(end - off < step ? end - off : step);
       const release = await lock.acquire(off, len);
-      let rec: JournalRecord | null;
+      // undefined: an all-zero chunk skipped on an initial copy.
+      let rec: JournalRecord | null | undefined;
       try {
         if (isZero) {
           rec = await appendZeroRange(opts, off, len, chunk);
         } else {
           const buf = Buffer.allocUnsafe(len);
           await backend.pread(buf, off);
-          rec = await spool.append({ kind: RecordKind.Write, flags: RecordFlag.Base, offset: off, length: len, payload: buf });
+          rec = await appendChunk(opts, buf, off);
         }
       } finally {
         release();
       }
       // null: the spool is full and tracks the extent as dirty; the resync covers it.
       if (rec) last = rec.seq;
-      copied += BigInt(len);
-      chunks++;
+      if (rec !== undefined) {
+        copied += BigInt(len);
+        chunks++;
+      }
       opts.onProgress?.(off + BigInt(len), size);
     }
   }
