@@ -284,6 +284,11 @@ export class JournalWriter {
    * Never the segment being written. Oldest first, so a crash mid-way leaves a contiguous
    * journal. Returns the bytes freed.
    */
+  /** Whether removeSegmentsBelow(seq) would delete anything. */
+  canRemoveBelow(seq: bigint): boolean {
+    return this.segs.length > 1 && this.segs[1].firstSeq <= seq && this.segs[0] !== this.physSeg;
+  }
+
   async removeSegmentsBelow(seq: bigint): Promise<number> {
     const doomed: Seg[] = [];
     while (this.segs.length > 1 && this.segs[1].firstSeq <= seq && this.segs[0] !== this.physSeg) {

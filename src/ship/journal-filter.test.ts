@@ -84,6 +84,34 @@ describe('journalFilter', () => {
     expect(backend.flushes).toBe(1);
   });
 
+  it('wal: FLUSH and FUA sync the spool only, and the backing volume too once a write missed the spool', async () => {
+    const backend = memoryBackend(1 << 16);
+    const seen: boolean[] = [];
+    const inner = backend.pwrite;
+    backend.pwrite = async (buf, off, o) => { seen.push(o.fua); return inner(buf, off, o); };
+    let full = false;
+    const base = memorySpool();
+    const spool: SpoolPort = { get lastSeq() { return base.lastSeq; }, sync: () => base.sync(), append: (e) => (full ? Promise.resolve(null) : base.append(e)) };
+    const b = await journalFilter({ spool, wal: true })(backend);
+    await b.pwrite(Buffer.alloc(10, 1), 0n, { fua: false });
+    await b.flush();
+    await b.pwrite(Buffer.alloc(10, 2), 100n, { fua: true });
+    expect(base.syncs).toBe(2);
+    expect(backend.flushes).toBe(0);
+    expect(seen).toEqual([false, false]);
+    // The spool is full: the write lives in the backing volume only.
+    full = true;
+    await b.pwrite(Buffer.alloc(10, 3), 200n, { fua: true });
+    expect(backend.flushes).toBe(1);
+    await b.pwrite(Buffer.alloc(10, 4), 300n, { fua: false });
+    await b.flush();
+    expect(backend.flushes).toBe(2);
+    full = false;
+    await b.pwrite(Buffer.alloc(10, 5), 400n, { fua: false });
+    await b.flush();
+    expect(backend.flushes).toBe(2);
+  });
+
   it('in flush-sync mode waits for the collector at FLUSH and FUA but not on plain writes', async () => {
     const waited: bigint[] = [];
     const spool = memorySpool();

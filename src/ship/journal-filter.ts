@@ -12,7 +12,12 @@ import { RangeLock } from './range-lock.js';
  * device; replaying the journal reproduces the device byte for byte.
  *
  * Durability (DESIGN §3):
- * - async: FLUSH/FUA make the backing write and the spool durable locally.
+ * - async: FLUSH/FUA make the backing write and the spool durable locally. With `wal`,
+ *   the spool alone is synced: it is the volume's write-ahead log, and whoever sets the
+ *   option must redo the spool onto the backing volume after a crash and sync the backing
+ *   volume before the spool frees entries (node-volume.ts does both). Writes the spool
+ *   could not take (full, tracking dirty extents) are only in the backing volume, so a
+ *   FLUSH after any of them syncs it too.
  * - flush-sync: as async, and FLUSH/FUA also wait until the collector holds every entry
  *   up to them (`waitRemote`), so what the application made durable is durable off-node.
  * - sync: every mutation waits for the collector.
@@ -33,6 +38,30 @@ export interface JournalFilterOptions {
   waitRemote?: (seq: bigint) => Promise<void>;
   /** Shared with anything else that must order itself against writes (base copy, resync). */
   lock?: RangeLock;
+  /** FLUSH/FUA sync the spool only (see above); the caller owns redo and backing syncs. */
+  wal?: boolean;
+  /** Told of every backing write in flight, so a backing sync can wait for them first. */
+  applies?: InflightApplies;
+}
+
+/**
+ * Backing-volume writes in flight. `settled()` waits for those running now (not for later
+ * ones), so "sync the backing volume for every entry appended so far" is settled() then
+ * flush: an entry can be in the spool while its backing write still runs.
+ */
+export class InflightApplies {
+  private readonly running = new Set<Promise<unknown>>();
+
+  track<T>(p: Promise<T>): Promise<T> {
+    this.running.add(p);
+    const done = () => this.running.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.running]);
+  }
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -60,6 +89,10 @@ export function journalFilter(opts: JournalFilterOptions): Filter {
   const { spool } = opts;
 
   return (next: Backend): Backend => {
+    /** A write went to the backing volume only since its last sync (wal mode). */
+    let unjournaled = false;
+    // In wal mode the backing write of a FUA request need not be durable itself.
+    const backingOpts = <T extends { fua: boolean }>(o: T): T => (opts.wal ? { ...o, fua: false } : o);
     /**
      * Append the entry and apply it to the backing volume under the range lock. Both run
      * concurrently: the spool append is a buffered write, and neither depends on the other
@@ -75,13 +108,18 @@ export function journalFilter(opts: JournalFilterOptions): Filter {
       const release = await lock.acquire(offset, length);
       let rec: JournalRecord | null;
       try {
-        [rec] = await Promise.all([spool.append({ ...entry, offset, length }), apply()]);
+        [rec] = await Promise.all([spool.append({ ...entry, offset, length }), opts.applies ? opts.applies.track(apply()) : apply()]);
       } finally {
         release();
       }
       // rec === null: the spool is full and tracking dirty extents instead; the extent is
-      // resent from the backing volume later, so there is no entry to wait for.
-      if (rec === null) return;
+      // resent from the backing volume later, so there is no entry to wait for, and only
+      // the backing volume holds it.
+      if (rec === null) {
+        unjournaled = true;
+        if (fua && opts.wal) await next.flush();
+        return;
+      }
       if (fua) await spool.sync();
       if (mode === 'sync' || (fua && mode === 'flush-sync')) await opts.waitRemote!(rec.seq);
     };
@@ -97,24 +135,31 @@ export function journalFilter(opts: JournalFilterOptions): Filter {
       cache: (offset, length) => next.cache(offset, length),
 
       pwrite: (buf, offset, o) =>
-        mutate(offset, buf.length, { kind: RecordKind.Write, flags: o.fua ? RecordFlag.Fua : 0, payload: ownedCopy(buf) }, () => next.pwrite(buf, offset, o), o.fua),
+        mutate(offset, buf.length, { kind: RecordKind.Write, flags: o.fua ? RecordFlag.Fua : 0, payload: ownedCopy(buf) }, () => next.pwrite(buf, offset, backingOpts(o)), o.fua),
 
       trim: (offset, length, o) =>
-        mutate(offset, length, { kind: RecordKind.Trim, flags: o.fua ? RecordFlag.Fua : 0, payload: EMPTY }, () => next.trim(offset, length, o), o.fua),
+        mutate(offset, length, { kind: RecordKind.Trim, flags: o.fua ? RecordFlag.Fua : 0, payload: EMPTY }, () => next.trim(offset, length, backingOpts(o)), o.fua),
 
       zero: (offset, length, o) =>
         mutate(
           offset,
           length,
           { kind: RecordKind.Zero, flags: (o.fua ? RecordFlag.Fua : 0) | (o.noHole ? RecordFlag.NoHole : 0), payload: EMPTY },
-          () => next.zero(offset, length, o),
+          () => next.zero(offset, length, backingOpts(o)),
           o.fua,
         ),
 
       async flush() {
         // Everything acknowledged before this FLUSH was appended before we read lastSeq.
         const upTo = spool.lastSeq;
-        await Promise.all([spool.sync(), next.flush()]);
+        const backingToo = !opts.wal || unjournaled;
+        unjournaled = false;
+        try {
+          await Promise.all([spool.sync(), backingToo ? next.flush() : undefined]);
+        } catch (err) {
+          if (opts.wal && backingToo) unjournaled = true;
+          throw err;
+        }
         if (mode !== 'async' && upTo > 0n) await opts.waitRemote!(upTo);
       },
 

@@ -4,7 +4,8 @@ import { ErrorCodes, RewindError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import type { Backend } from '../nbd/backend.js';
 import { FileBackend } from '../nbd/file-backend.js';
-import { journalFilter, type DurabilityMode } from './journal-filter.js';
+import { InflightApplies, journalFilter, type DurabilityMode } from './journal-filter.js';
+import { redoSpool } from './redo.js';
 import { runBaseCopy } from './base-copy.js';
 import { RangeLock } from './range-lock.js';
 import { Shipper } from './shipper.js';
@@ -56,12 +57,28 @@ export async function openNodeVolume(o: NodeVolumeOptions): Promise<NodeVolume> 
     throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `${o.backingPath} is ${backing.size} bytes, not ${o.size}; drop the size or use another file`);
   }
   await fs.mkdir(o.spoolDir, { recursive: true });
+  // The spool is the volume's write-ahead log (journal-filter.ts `wal`): FLUSH syncs it
+  // alone, so before acked entries are deleted the backing file must hold them durably.
+  const applies = new InflightApplies();
   const spool = await Spool.open(o.spoolDir, {
     volumeSize: backing.size,
     maxBytes: o.spoolMaxBytes,
     fullPolicy: o.fullPolicy,
     logger: log.child({ component: 'spool', volume: o.name }),
+    beforeFree: async () => {
+      await applies.settled();
+      await backing.flush();
+    },
   });
+
+  // Crash detection: the marker exists from open to clean close. Found at open, the
+  // backing file may lack writes whose FLUSH completed (only the spool was synced): redo
+  // the spool onto it first. Writes may also have reached the backing file without
+  // reaching the spool, so the journal no longer describes the device: resend it all
+  // (initialSync below).
+  const marker = path.join(o.spoolDir, 'node.running');
+  const crashed = await fs.access(marker).then(() => true, () => false);
+  if (crashed) await redoSpool(spool, backing, log.child({ volume: o.name }));
   // `rewind journal replay` reads the volume size from here.
   await fs.writeFile(path.join(o.spoolDir, 'volume.json'), JSON.stringify({ name: o.name, size: backing.size.toString(), backing: path.resolve(o.backingPath) }) + '\n');
 
@@ -85,14 +102,11 @@ export async function openNodeVolume(o: NodeVolumeOptions): Promise<NodeVolume> 
     spool,
     mode: o.mode,
     lock,
+    wal: true,
+    applies,
     ...(shipper ? { waitRemote: (seq: bigint) => shipper!.waitDurable(seq) } : {}),
   })(backing);
 
-  // Crash detection: the marker exists from open to clean close. Found at open, it means
-  // writes may have reached the backing file without reaching the spool (both are only
-  // durable at FLUSH), so the journal no longer describes the device: resend it all.
-  const marker = path.join(o.spoolDir, 'node.running');
-  const crashed = await fs.access(marker).then(() => true, () => false);
   await fs.writeFile(marker, `${process.pid}\n`);
   // A failed resync is logged and retried at the next open (the marker or the spool's
   // flags still say so); it must not take the data path down with it.

@@ -22,6 +22,24 @@ const base = (o: Partial<SpoolOptions> = {}): SpoolOptions => ({ volumeSize: 64n
 const write = (offset: number, len: number, fill = 1) => ({ kind: RecordKind.Write, flags: 0, offset: BigInt(offset), length: len, payload: Buffer.alloc(len, fill) });
 
 describe('Spool', () => {
+  it('runs beforeFree before it deletes acked segments, and not when nothing is freed', async () => {
+    const d = dir();
+    const calls: number[] = [];
+    const segFiles = () => fs.readdirSync(path.join(d, 'journal')).filter((f) => f.endsWith('.seg')).length;
+    const s = await Spool.open(d, base({ maxBytes: 8 * MiB, segmentBytes: 256 * 1024, beforeFree: async () => void calls.push(segFiles()) }));
+    for (let i = 0; i < 20; i++) await s.append(write(i * 65536, 65536, i));
+    await s.sync();
+    const before = segFiles();
+    expect(before).toBeGreaterThan(3);
+    await s.ack(1n);
+    expect(calls).toEqual([]);
+    await s.ack(15n);
+    // Called once, while every segment still existed; the segments went after it.
+    expect(calls).toEqual([before]);
+    expect(segFiles()).toBeLessThan(before);
+    await s.close();
+  });
+
   it('assigns consecutive seqs and increasing HLC times, and reads entries back from memory and disk', async () => {
     const d = dir();
     const clock = new HybridClock(new ManualWallClock().read);

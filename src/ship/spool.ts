@@ -23,6 +23,12 @@ export interface SpoolOptions {
   segmentBytes?: number;
   clock?: HybridClock;
   logger?: Logger;
+  /**
+   * Runs before acked segments are deleted. When the spool is the volume's write-ahead log
+   * (journal-filter.ts `wal`), this makes the backing volume durable for every entry about
+   * to go, since after that no redo could bring them back.
+   */
+  beforeFree?: () => Promise<void>;
 }
 
 export type SpoolState = 'ok' | 'blocked' | 'dirty-tracking';
@@ -60,6 +66,7 @@ export class Spool extends EventEmitter {
   private _state: SpoolState = 'ok';
   private _ackedSeq: bigint;
   private rebasing = false;
+  private freeing: Promise<void> = Promise.resolve();
 
   private constructor(
     readonly dir: string,
@@ -188,6 +195,8 @@ export class Spool extends EventEmitter {
     try {
       const old = this.writer;
       await old.close();
+      // The journal set aside can no longer be redone: its entries must be in the backing volume.
+      await this.o.beforeFree?.();
       const jdir = Spool.journalDir(this.dir);
       const aside = `${jdir}.behind-${Date.now()}.bak`;
       await fsp.rename(jdir, aside);
@@ -290,7 +299,18 @@ export class Spool extends EventEmitter {
     this.side.ackedSeq = seq;
     await this.side.saveState();
     if (this.closed) return;
-    await this.writer.removeSegmentsBelow(seq + 1n);
+    if (this.writer.canRemoveBelow(seq + 1n)) {
+      // One free at a time: acks arrive faster than a backing sync completes.
+      const run = this.freeing.then(async () => {
+        if (this.closed || !this.writer.canRemoveBelow(this._ackedSeq + 1n)) return;
+        const upTo = this._ackedSeq;
+        await this.o.beforeFree?.();
+        if (this.closed) return;
+        await this.writer.removeSegmentsBelow(upTo + 1n);
+      });
+      this.freeing = run.catch(() => undefined);
+      await run;
+    }
     if (this.pos && this.pos.segmentFirstSeq < this.writer.firstSeq) this.pos = null;
     this.wakeBlocked();
   }
@@ -325,6 +345,7 @@ export class Spool extends EventEmitter {
     const err = new RewindError(ErrorCodes.CLOSED, `spool ${this.dir} closed while the append waited for space`);
     for (const b of this.blocked.splice(0)) b.reject(err);
     for (const w of this.recordWaiters.splice(0)) w.resolve();
+    await this.freeing;
     await this.writer.close();
     await this.side.saveBitmapIfChanged();
     await this.side.saveState();
