@@ -9,7 +9,7 @@ import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { CollectorStore } from '../src/collector/store/index.js';
-import type { JournalRecord, RecordKind } from '../src/journal/record.js';
+import { encodeHeader, type JournalRecord, type RecordKind } from '../src/journal/record.js';
 import { Shipper, type ShipperSpool } from '../src/ship/shipper.js';
 import { stopProcess } from './fio-nbd.js';
 import { fsyncedSequentialWrites, MiB, payloadBytes, WriteMix } from './collector-workload.js';
@@ -33,7 +33,7 @@ export interface IngestResult {
   grpcMemoryMiBs?: number;
 }
 
-/** A pre-filled in-memory spool: the shipper reads it as fast as it can send. */
+/** A pre-filled in-memory spool (like the spool's tail cache): the shipper reads it as fast as it can send. */
 class PrefilledSpool implements ShipperSpool {
   ackedSeq = 0n;
   private wake: Array<() => void> = [];
@@ -128,6 +128,9 @@ export async function benchIngest(work: string, totalBytes: number, rounds: numb
   let bytes = 0;
   while (bytes < totalBytes) {
     const b = mix.batch(BATCH_BYTES);
+    // As the spool hands them over: its writer computed each CRC once, when the NBD write
+    // was journaled (journal/writer.ts sets rec.crc), and the shipper reuses it.
+    for (const r of b) r.crc = encodeHeader(r).readUInt32LE(44);
     batches.push(b);
     bytes += payloadBytes(b);
   }
