@@ -20,6 +20,8 @@ export interface JournalWriterOptions {
    * then truncate it at the first bad record. Off by default: we refuse to open over it.
    */
   dropCorrupt?: boolean;
+  /** Called each time records up to `seq` have been handed to the kernel (written, not yet synced). */
+  onWritten?: (seq: bigint) => void;
 }
 
 interface Seg {
@@ -95,6 +97,7 @@ export class JournalWriter {
     private readonly segmentBytes: number,
     private readonly log: Logger,
     init: { segs: Seg[]; fd: number; lastSeq: bigint; lastTime: bigint },
+    private readonly onWritten?: (seq: bigint) => void,
   ) {
     this.segs = init.segs;
     this.fd = init.fd;
@@ -119,7 +122,7 @@ export class JournalWriter {
     } catch (err) {
       throw fromSystemError(err, `open journal segment ${segs[segs.length - 1].path}`);
     }
-    return new JournalWriter(dir, segmentBytes, log, { segs, fd, lastSeq: tail.lastSeq, lastTime: tail.lastTime });
+    return new JournalWriter(dir, segmentBytes, log, { segs, fd, lastSeq: tail.lastSeq, lastTime: tail.lastTime }, opts.onWritten);
   }
 
   get lastSeq(): bigint {
@@ -271,6 +274,7 @@ export class JournalWriter {
       this.physPos += op.bytes;
       this.pending -= op.bytes;
       this.writtenSeqValue = op.lastSeq;
+      this.onWritten?.(op.lastSeq);
       if (this.drainers.length > 0) {
         const ready = this.drainers.filter((d) => this.pending < d.below);
         this.drainers = this.drainers.filter((d) => this.pending >= d.below);

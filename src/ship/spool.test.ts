@@ -225,6 +225,9 @@ describe('Spool', () => {
     await s.append({ kind: RecordKind.Zero, flags: 0, offset: 0n, length: 4096, payload: Buffer.alloc(0) }); // 5
     await s.mark('barrier'); // 6
     await s.append(write(100000, 4096, 7)); // 7: would cover 2, but the mark is between
+    // Readable once written to the segment file.
+    expect(await s.read(1n)).toEqual([]);
+    await s.waitForRecords(6n);
     const plain = await s.read(1n);
     expect(plain.every((r) => (r.flags & RecordFlag.Coalesced) === 0)).toBe(true);
     const c = await s.read(1n, { coalesce: true });

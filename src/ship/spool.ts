@@ -91,7 +91,10 @@ export class Spool extends EventEmitter {
     const segmentBytes = Spool.segmentBytesFor(opts);
     const side = await SpoolSideFiles.load(dir, opts.volumeSize, opts.blockSize ?? 64 * 1024, log);
     const jdir = Spool.journalDir(dir);
-    let writer = await JournalWriter.open(jdir, { segmentBytes, logger: log, firstSeq: side.ackedSeq + 1n });
+    // Readers (the shipper) see an entry once the kernel has it: set once the spool exists.
+    let self: Spool | undefined;
+    const onWritten = (seq: bigint) => self?.wakeReaders(seq);
+    let writer = await JournalWriter.open(jdir, { segmentBytes, logger: log, firstSeq: side.ackedSeq + 1n, onWritten });
     if (side.ackedSeq > writer.lastSeq) {
       // The collector holds entries this journal no longer has (they were shipped before
       // they were durable here, then a crash lost them). Everything local is acked, so set
@@ -102,13 +105,14 @@ export class Spool extends EventEmitter {
       await fsp.rename(jdir, aside);
       log.error('spool journal is behind the collector; set aside, full resync required', { lastSeq: writer.lastSeq, ackedSeq: side.ackedSeq, aside });
       await side.requireFullResync();
-      writer = await JournalWriter.open(jdir, { segmentBytes, logger: log, firstSeq: side.ackedSeq + 1n });
+      writer = await JournalWriter.open(jdir, { segmentBytes, logger: log, firstSeq: side.ackedSeq + 1n, onWritten });
     }
     if (side.ackedSeq < writer.firstSeq - 1n) side.ackedSeq = writer.firstSeq - 1n;
     const clock = opts.clock ?? new HybridClock();
     clock.observe(writer.lastTime);
     await side.saveState();
-    return new Spool(dir, opts, writer, side, clock, new SpoolTailCache(), log);
+    self = new Spool(dir, opts, writer, side, clock, new SpoolTailCache(), log);
+    return self;
   }
 
   /** Default: maxBytes/4 within [1 MiB, 64 MiB], so acks can always free whole segments. */
@@ -204,7 +208,7 @@ export class Spool extends EventEmitter {
       this.side.ackedSeq = collectorSeq;
       this._ackedSeq = collectorSeq;
       await this.side.requireFullResync();
-      this.writer = await JournalWriter.open(jdir, { segmentBytes: this.segmentBytes, logger: this.log, firstSeq: collectorSeq + 1n });
+      this.writer = await JournalWriter.open(jdir, { segmentBytes: this.segmentBytes, logger: this.log, firstSeq: collectorSeq + 1n, onWritten: (seq) => this.wakeReaders(seq) });
       this.clock.observe(old.lastTime);
       this.cache = new SpoolTailCache();
       this.pos = null;
@@ -231,7 +235,8 @@ export class Spool extends EventEmitter {
    */
   async read(fromSeq: bigint, opts: { maxRecords?: number; maxBytes?: number; coalesce?: boolean } = {}): Promise<JournalRecord[]> {
     this.checkOpen();
-    if (fromSeq > this.writer.lastSeq) return [];
+    const limit = this.writer.writtenSeq;
+    if (fromSeq > limit) return [];
     if (fromSeq < this.writer.firstSeq) {
       throw new RewindError(ErrorCodes.OUT_OF_RANGE, `spool ${this.dir}: seq ${fromSeq} was freed (oldest is ${this.writer.firstSeq}); the collector must resume from its acked seq or resync`, {
         details: { fromSeq, firstSeq: this.writer.firstSeq },
@@ -249,6 +254,7 @@ export class Spool extends EventEmitter {
     if (out.length < maxRecords && (bytes < maxBytes || out.length === 0)) {
       this.cache.take(next, out, maxRecords, maxBytes, bytes);
     }
+    while (out.length > 0 && out[out.length - 1]!.seq > limit) out.pop();
     return opts.coalesce ? coalesceBatch(out).records : out;
   }
 
@@ -274,9 +280,9 @@ export class Spool extends EventEmitter {
     }
   }
 
-  /** Resolves once lastSeq > afterSeq (or when `signal` aborts or the spool closes; check them). */
+  /** Resolves once an entry after afterSeq is readable (see wakeReaders), when `signal` aborts or the spool closes. */
   waitForRecords(afterSeq: bigint, signal?: AbortSignal): Promise<void> {
-    if (this.writer.lastSeq > afterSeq || this.closed || signal?.aborted) return Promise.resolve();
+    if (this.writer.writtenSeq > afterSeq || this.closed || signal?.aborted) return Promise.resolve();
     return new Promise<void>((resolve) => {
       const w = { after: afterSeq, resolve: () => { signal?.removeEventListener('abort', onAbort); resolve(); } };
       const onAbort = () => {
@@ -369,12 +375,20 @@ export class Spool extends EventEmitter {
     };
     this.writer.append(rec);
     this.cache.push(rec, this.writer.writtenSeq);
-    if (this.recordWaiters.length > 0) {
-      const ready = this.recordWaiters.filter((w) => rec.seq > w.after);
-      this.recordWaiters = this.recordWaiters.filter((w) => rec.seq <= w.after);
-      for (const w of ready) w.resolve();
-    }
     return rec;
+  }
+
+  /**
+   * Entries become readable once written to the segment file (not yet synced). Shipping
+   * them straight from memory would let a kill -9 of this process leave the collector
+   * holding entries the spool never wrote, which forces a rebase and a full resync; the
+   * page cache outlives the process, so this way only a power cut can.
+   */
+  private wakeReaders(seq: bigint): void {
+    if (this.recordWaiters.length === 0) return;
+    const ready = this.recordWaiters.filter((w) => seq > w.after);
+    this.recordWaiters = this.recordWaiters.filter((w) => seq <= w.after);
+    for (const w of ready) w.resolve();
   }
 
   private enqueueBlocked(e: SpoolEntry, size: number): Promise<JournalRecord> {

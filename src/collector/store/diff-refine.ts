@@ -54,18 +54,9 @@ export async function refineDiff(args: {
     }
     const ranges = batch.map(([s, e]) => [s, e] as [number, number]);
     const read = async (plan: Coverage) => {
-      // Every byte is either copied from data or zero-filled below, so no need to clear it first.
+      // Every byte is either read from data or zero-filled, so no need to clear it first.
       const buf = Buffer.allocUnsafe(bytes);
-      // Map volume offsets to positions in `buf` (ranges are ascending and disjoint).
-      let r = 0;
-      let base = 0;
-      await emitImage({ plan, index: args.index, locator: args.locator, ckpt: args.ckpt, ranges, sink: async (c) => {
-        const off = Number(c.offset);
-        while (off >= ranges[r]![1]) base += ranges[r]![1] - ranges[r]![0], r++;
-        const at = base + off - ranges[r]![0];
-        if (c.data) c.data.copy(buf, at);
-        else buf.fill(0, at, at + c.length);
-      } });
+      await emitImage({ plan, index: args.index, locator: args.locator, ckpt: args.ckpt, ranges, into: buf, sink: async () => {} });
       return buf;
     };
     // Both images at once: their reads are independent and mostly wait on the thread pool.

@@ -26,6 +26,11 @@ export async function emitImage(args: {
   ranges: Array<[number, number]>;
   sink: RestoreSink;
   onProgress?: (done: bigint, total: bigint) => void;
+  /**
+   * Instead of chunks for the sink, lay the ranges out back to back in this buffer (of
+   * their total length): the exact diff reads two images this way without a copy.
+   */
+  into?: Buffer;
 }): Promise<bigint> {
   const { plan, index, locator, ckpt, sink } = args;
   const total = args.ranges.reduce((a, [s, e]) => a + (e - s), 0);
@@ -68,6 +73,11 @@ export async function emitImage(args: {
     }
   };
   const zero = async (off: number, len: number) => {
+    if (args.into) {
+      args.into.fill(0, at(off), at(off) + len);
+      done += len;
+      return;
+    }
     if (buf && bufLen > 0 && bufStart + bufLen === off && len < SMALL_ZERO && bufLen + len <= MAX_CHUNK) {
       buf.fill(0, bufLen, bufLen + len);
       bufLen += len;
@@ -78,8 +88,20 @@ export async function emitImage(args: {
     if (zLen === 0) zStart = off;
     zLen += len;
   };
+  // Direct mode: where volume offset `off` of range q lands in args.into.
+  const rangeBase: number[] = [];
+  for (let q = 0, b = 0; q < args.ranges.length; b += args.ranges[q]![1] - args.ranges[q]![0], q++) rangeBase.push(b);
+  let curRange = 0;
+  const at = (off: number) => rangeBase[curRange]! + off - args.ranges[curRange]![0];
+
   /** `fill(into, at, from, n)` copies n bytes starting `from` bytes into the source. */
   const data = async (off: number, len: number, fill: (into: Buffer, at: number, from: number, n: number) => Promise<void>) => {
+    if (args.into) {
+      pending.push(fill(args.into, at(off), 0, len));
+      if (pending.length >= 32) await settle();
+      done += len;
+      return;
+    }
     await flushZero();
     if (buf && bufLen > 0 && bufStart + bufLen !== off) await flushData();
     let from = 0;
@@ -102,8 +124,7 @@ export async function emitImage(args: {
     const skip = pieceStart - index.offs[i]! + from;
     if (skip === 0 && n === index.lens[i]!) {
       // Whole payload: read the full record so its CRC is checked on the way out.
-      const rec = await locator.readRecord(index.segs[i]!, index.pos[i]!, index.lens[i]!);
-      rec.payload.copy(into, at);
+      await locator.readPayloadChecked(index.segs[i]!, index.pos[i]!, n, into, at);
     } else {
       await locator.readSlice(index.segs[i]!, index.pos[i]!, skip, n, into, at);
     }
@@ -122,6 +143,7 @@ export async function emitImage(args: {
       // Intersect the piece with the wanted ranges (both ascending).
       while (r < ranges.length && ranges[r]![1] <= p.start) r++;
       for (let q = r; q < ranges.length && ranges[q]![0] < p.end; q++) {
+        curRange = q;
         const s = Math.max(p.start, ranges[q]![0]);
         const e = Math.min(p.end, ranges[q]![1]);
         if (e <= s) continue;
@@ -144,6 +166,7 @@ export async function emitImage(args: {
     }
     await flushData();
     await flushZero();
+    await settle();
   } finally {
     await Promise.allSettled(pending);
     if (ckptFh) await (await ckptFh).close();

@@ -1,4 +1,5 @@
 import fsp, { type FileHandle } from 'node:fs/promises';
+import { crc32c } from '@node-rs/crc32';
 import { ErrorCodes, RewindError } from '../../core/errors.js';
 import { RECORD_HEADER_SIZE, RECORD_MAGIC, decodeRecord, type JournalRecord, type RecordKind } from '../../journal/record.js';
 import { SEGMENT_HEADER_SIZE, listSegments } from '../../journal/segment.js';
@@ -116,6 +117,26 @@ export class SegmentLocator {
     const { bytesRead } = await fh.read(into, at, len, pos + RECORD_HEADER_SIZE + from);
     if (bytesRead !== len) {
       throw new RewindError(ErrorCodes.JOURNAL_CORRUPT, `segment ${this.segmentName(seg)} ends inside the record at byte ${pos}; run scrub`, { details: { segment: this.segmentName(seg), offset: pos } });
+    }
+  }
+
+  /**
+   * Read the whole record at (seg, pos), its payload straight into `into` at `at` (one
+   * copy, not two), and check its CRC like readRecord. `payloadLen` comes from the index.
+   */
+  async readPayloadChecked(seg: number, pos: number, payloadLen: number, into: Buffer, at: number): Promise<void> {
+    const fh = await this.handle(seg);
+    const h = Buffer.allocUnsafe(RECORD_HEADER_SIZE);
+    const dst = into.subarray(at, at + payloadLen);
+    const { bytesRead } = await fh.readv([h, dst], pos);
+    const why =
+      bytesRead !== RECORD_HEADER_SIZE + payloadLen ? 'short record'
+      : h.readUInt32LE(0) !== RECORD_MAGIC ? 'bad-magic'
+      : h.readUInt32LE(8) !== payloadLen ? `payload length ${h.readUInt32LE(8)}, index says ${payloadLen}`
+      : crc32c(dst, crc32c(h.subarray(0, 44))) !== h.readUInt32LE(44) ? 'bad-crc'
+      : undefined;
+    if (why) {
+      throw new RewindError(ErrorCodes.CHECKSUM_MISMATCH, `journal record in segment ${this.segmentName(seg)} at byte ${pos} is damaged (${why}); run scrub, then restore a point before it or repair the journal`, { details: { segment: this.segmentName(seg), offset: pos } });
     }
   }
 
