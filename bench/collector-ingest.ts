@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { CollectorStore } from '../src/collector/store/index.js';
 import { encodeHeader, type JournalRecord, type RecordKind } from '../src/journal/record.js';
 import { Shipper, type ShipperSpool } from '../src/ship/shipper.js';
+import { NODE_FLAGS } from '../src/core/node-flags.js';
 import { stopProcess } from './fio-nbd.js';
 import { fsyncedSequentialWrites, MiB, payloadBytes, WriteMix } from './collector-workload.js';
 
@@ -84,7 +85,7 @@ async function storeIngest(dir: string, batches: JournalRecord[][], size: number
 async function startCollectorProcess(dir: string): Promise<{ child: ChildProcess; address: string }> {
   await fsp.mkdir(dir, { recursive: true });
   const sock = path.join(dir, 'grpc.sock');
-  const child = spawn(process.execPath, [...process.execArgv, CHILD, path.join(dir, 'data'), sock], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...NODE_FLAGS, CHILD, path.join(dir, 'data'), sock], { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
   await new Promise<void>((resolve, reject) => {

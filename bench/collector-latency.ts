@@ -9,6 +9,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { NODE_FLAGS } from '../src/core/node-flags.js';
 import { stopProcess } from './fio-nbd.js';
 
 const execFileP = promisify(execFile);
@@ -61,7 +62,7 @@ export interface LatencyResult {
 async function upAndFio(work: string, mode: Mode, runtimeSecs: number): Promise<QdResult> {
   const data = path.join(work, `up-${mode}`);
   await fsp.rm(data, { recursive: true, force: true });
-  const child = spawn(process.execPath, [REWIND, 'up', '--data', data, '--size', '1G', '--nbd', '127.0.0.1:0', '--http', '127.0.0.1:0', '--durability', mode], {
+  const child = spawn(process.execPath, [...NODE_FLAGS, REWIND, 'up', '--data', data, '--size', '1G', '--nbd', '127.0.0.1:0', '--http', '127.0.0.1:0', '--durability', mode], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let err = '';

@@ -11,7 +11,8 @@
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { NODE_FLAGS } from '../src/core/node-flags.js';
 import { benchIngest } from './collector-ingest.js';
 import { benchLatency } from './collector-latency.js';
 import { benchRestore } from './collector-restore.js';
@@ -34,7 +35,19 @@ function diskOf(dir: string): string {
   }
 }
 
+/**
+ * This process hosts the benchmark's shipper and stores: run it with the flags every Rewind
+ * process runs with (src/core/node-flags.ts), starting a copy of itself if it was not.
+ */
+function reexecWithNodeFlags(): boolean {
+  if (NODE_FLAGS.every((f) => process.execArgv.includes(f))) return false;
+  const r = spawnSync(process.execPath, [...NODE_FLAGS, ...process.execArgv, ...process.argv.slice(1)], { stdio: 'inherit' });
+  process.exitCode = r.status ?? 1;
+  return true;
+}
+
 async function main(): Promise<void> {
+  if (reexecWithNodeFlags()) return;
   const argv = process.argv.slice(2);
   const quick = argv.includes('--quick');
   const only = argv.includes('--only') ? argv[argv.indexOf('--only') + 1] : undefined;

@@ -10,6 +10,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { NODE_FLAGS } from '../src/core/node-flags.js';
 import { freePort, runFio, startProcess, stopProcess, waitForPort, WORKLOADS, type FioResult, type Workload } from './fio-nbd.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -34,7 +35,7 @@ async function measure(server: Server, w: Workload, dir: string): Promise<FioRes
   const child =
     server === 'nbdkit'
       ? startProcess('nbdkit', ['-f', '-p', String(port), '--ipaddr', '127.0.0.1', 'file', `file=${image}`])
-      : startProcess(process.execPath, [REWIND, 'serve', '--backing', image, '--size', SIZE, '--spool', spool, '--spool-max', '64G', '--listen', `127.0.0.1:${port}`]);
+      : startProcess(process.execPath, [...NODE_FLAGS, REWIND, 'serve', '--backing', image, '--size', SIZE, '--spool', spool, '--spool-max', '64G', '--listen', `127.0.0.1:${port}`]);
   try {
     await waitForPort(port);
     return await runFio(`nbd://127.0.0.1:${port}/`, w);

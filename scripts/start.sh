@@ -7,4 +7,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 node_modules/.bin/tsc -p tsconfig.build.json
-exec node bin/rewind up "$@"
+exec bin/rewind up "$@"

@@ -2,6 +2,7 @@ import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { NODE_FLAGS } from '../../src/core/node-flags.js';
 
 const execFileP = promisify(execFile);
 export { sha256File, sha256Export } from './nbd-peers.js';
@@ -17,7 +18,7 @@ export interface RewindProcess {
 }
 
 export async function startRewind(args: string[], timeoutMs = 20_000): Promise<RewindProcess> {
-  const child = spawn(process.execPath, [REWIND_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...NODE_FLAGS, REWIND_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (d: Buffer) => {
     err = (err + d.toString()).slice(-20_000);
@@ -61,7 +62,7 @@ export async function startRewind(args: string[], timeoutMs = 20_000): Promise<R
 /** Run `rewind ARGS` to completion; resolves with exit code and output. */
 export async function runRewind(args: string[], timeoutMs = 120_000): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await execFileP(process.execPath, [REWIND_BIN, ...args], { timeout: timeoutMs, maxBuffer: 256 << 20 });
+    const { stdout, stderr } = await execFileP(process.execPath, [...NODE_FLAGS, REWIND_BIN, ...args], { timeout: timeoutMs, maxBuffer: 256 << 20 });
     return { code: 0, stdout, stderr };
   } catch (e) {
     const err = e as { code?: number; stdout?: string; stderr?: string };
