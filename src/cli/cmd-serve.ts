@@ -27,7 +27,9 @@ export const serveCommand: Command = {
 --http         also serve the control API (POST /v1/marks, GET /v1/status, /healthz) at HOST:PORT
 
 On start it prints one JSON line with the addresses ({"nbd": URI, "http": URL}).
-SIGINT/SIGTERM: stop accepting, finish in-flight requests, make spool and backing durable, exit 0.`,
+SIGINT/SIGTERM: stop accepting, finish in-flight requests, make spool and backing durable, exit 0.
+A FLUSH makes the spool durable (it is the volume's write-ahead log); after an unclean stop the
+next start replays the spool onto the backing file before serving.`,
   options: {
     backing: { type: 'string' },
     size: { type: 'string' },
