@@ -24,9 +24,13 @@ export interface IngestResult {
   batchBytes: number;
   refMiBs: number;
   storeMiBs: number;
+  /** Shipper → collector over TCP on 127.0.0.1: the path a node takes to a remote collector; the target applies here. */
   grpcMiBs: number;
   storeRatio: number;
   grpcRatio: number;
+  /** The same over the unix socket `rewind up` uses between its own shipper and collector (reported). */
+  grpcUnixMiBs: number;
+  grpcUnixRatio: number;
   /**
    * The same gRPC run with the collector's data in /dev/shm (no disk cost): the transport's
    * own ceiling on this machine, to tell a slow store from a slow stream. Absent without /dev/shm.
@@ -81,19 +85,26 @@ async function storeIngest(dir: string, batches: JournalRecord[][], size: number
   }
 }
 
-/** Start bench/collector-grpc-child.js on a unix socket; resolves once it says "ready". */
-async function startCollectorProcess(dir: string): Promise<{ child: ChildProcess; address: string }> {
+/**
+ * How the shipper reaches the collector: TCP on 127.0.0.1, as a node reaches a remote
+ * collector (plaintext here; production adds TLS), or the unix socket `rewind up` uses.
+ */
+export type IngestTransport = 'tcp' | 'unix';
+
+/** Start bench/collector-grpc-child.js; resolves with its address once it says "ready". */
+async function startCollectorProcess(dir: string, transport: IngestTransport): Promise<{ child: ChildProcess; address: string }> {
   await fsp.mkdir(dir, { recursive: true });
-  const sock = path.join(dir, 'grpc.sock');
-  const child = spawn(process.execPath, [...NODE_FLAGS, CHILD, path.join(dir, 'data'), sock], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const listen = transport === 'tcp' ? 'tcp' : path.join(dir, 'grpc.sock');
+  const child = spawn(process.execPath, [...NODE_FLAGS, CHILD, path.join(dir, 'data'), listen], { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
-  await new Promise<void>((resolve, reject) => {
+  const address = await new Promise<string>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`collector child not ready after 20 s: ${err}`)), 20_000);
     child.stdout!.on('data', (d: Buffer) => {
-      if (d.toString().includes('ready')) {
+      const m = /ready (\S+)/.exec(d.toString());
+      if (m) {
         clearTimeout(t);
-        resolve();
+        resolve(m[1]!);
       }
     });
     child.once('exit', (code) => {
@@ -101,11 +112,11 @@ async function startCollectorProcess(dir: string): Promise<{ child: ChildProcess
       reject(new Error(`collector child exited ${code}: ${err}`));
     });
   });
-  return { child, address: `unix:${sock}` };
+  return { child, address };
 }
 
-export async function grpcIngest(dir: string, records: JournalRecord[], size: number): Promise<number> {
-  const { child, address } = await startCollectorProcess(dir);
+export async function grpcIngest(dir: string, records: JournalRecord[], size: number, transport: IngestTransport): Promise<number> {
+  const { child, address } = await startCollectorProcess(dir, transport);
   const spool = new PrefilledSpool(records);
   const shipper = new Shipper({ spool, volume: 'ingest', size: BigInt(size), token: 'bench', target: { address, allowPlaintext: true }, mode: 'async', maxBatchBytes: BATCH_BYTES });
   try {
@@ -139,13 +150,15 @@ export async function benchIngest(work: string, totalBytes: number, rounds: numb
   let ref = Infinity;
   let st = Infinity;
   let gr = Infinity;
+  let gu = Infinity;
   for (let i = 0; i < rounds; i++) {
     const d = path.join(work, `ingest-${i}`);
     await fsp.mkdir(d, { recursive: true });
     const steps: Array<() => Promise<void>> = [
       async () => void (ref = Math.min(ref, await fsyncedSequentialWrites(path.join(d, 'ref.bin'), sizes))),
       async () => void (st = Math.min(st, await storeIngest(path.join(d, 'store'), batches, volSize))),
-      async () => void (gr = Math.min(gr, await grpcIngest(path.join(d, 'grpc'), batches.flat(), volSize))),
+      async () => void (gr = Math.min(gr, await grpcIngest(path.join(d, 'grpc'), batches.flat(), volSize, 'tcp'))),
+      async () => void (gu = Math.min(gu, await grpcIngest(path.join(d, 'grpc-unix'), batches.flat(), volSize, 'unix'))),
     ];
     // Order rotates each round so no side always gets the freshest disk.
     for (let k = 0; k < steps.length; k++) await steps[(k + i) % steps.length]!();
@@ -156,10 +169,10 @@ export async function benchIngest(work: string, totalBytes: number, rounds: numb
   const shm = await fsp.mkdtemp('/dev/shm/rewind-bench-').catch(() => undefined);
   if (shm) {
     try {
-      grpcMemoryMiBs = mibs(await grpcIngest(shm, batches.flat(), volSize));
+      grpcMemoryMiBs = mibs(await grpcIngest(shm, batches.flat(), volSize, 'tcp'));
     } finally {
       await fsp.rm(shm, { recursive: true, force: true });
     }
   }
-  return { bytes, batchBytes: BATCH_BYTES, refMiBs: mibs(ref), storeMiBs: mibs(st), grpcMiBs: mibs(gr), storeRatio: ref / st, grpcRatio: ref / gr, grpcMemoryMiBs };
+  return { bytes, batchBytes: BATCH_BYTES, refMiBs: mibs(ref), storeMiBs: mibs(st), grpcMiBs: mibs(gr), storeRatio: ref / st, grpcRatio: ref / gr, grpcUnixMiBs: mibs(gu), grpcUnixRatio: ref / gu, grpcMemoryMiBs };
 }
