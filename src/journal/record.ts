@@ -64,6 +64,11 @@ export function kindName(kind: number): string {
  * Encode the header for `rec`; the payload is not copied, so a writer can hand both
  * buffers to writev (a 1 MiB write would otherwise cost an extra memcpy).
  */
+/** CRC32C of a record: header bytes 0..43, then the payload. */
+export function recordCrc(header: Buffer, payload: Buffer): number {
+  return crc32c(payload, crc32c(header.subarray(0, 44)));
+}
+
 export function encodeHeader(rec: JournalRecord): Buffer {
   const h = Buffer.allocUnsafe(RECORD_HEADER_SIZE);
   h.writeUInt32LE(RECORD_MAGIC, 0);
@@ -76,7 +81,7 @@ export function encodeHeader(rec: JournalRecord): Buffer {
   h.writeBigUInt64LE(rec.time, 24);
   h.writeBigUInt64LE(rec.offset, 32);
   h.writeUInt32LE(0, 40);
-  const crc = rec.crc ?? crc32c(rec.payload, crc32c(h.subarray(0, 44)));
+  const crc = rec.crc ?? recordCrc(h, rec.payload);
   h.writeUInt32LE(crc, 44);
   return h;
 }
@@ -103,10 +108,9 @@ export function decodeRecord(buf: Buffer, pos = 0): DecodeResult {
   }
   const total = RECORD_HEADER_SIZE + payloadLen;
   if (buf.length - pos < total) return { ok: false, reason: 'short', need: total };
-  const header = buf.subarray(pos, pos + 44);
   const payload = buf.subarray(pos + RECORD_HEADER_SIZE, pos + total);
   const want = buf.readUInt32LE(pos + 44);
-  const got = crc32c(payload, crc32c(header));
+  const got = recordCrc(buf.subarray(pos, pos + RECORD_HEADER_SIZE), payload);
   if (want !== got) return { ok: false, reason: 'bad-crc', detail: `stored 0x${want.toString(16)}, computed 0x${got.toString(16)}` };
   return {
     ok: true,

@@ -1,5 +1,6 @@
 import type { Logger } from '../core/logger.js';
 import { RecordFlag, RecordKind, type JournalRecord } from '../journal/record.js';
+import { isAllZero } from '../journal/segment.js';
 import type { Backend } from '../nbd/backend.js';
 
 /**
@@ -92,16 +93,6 @@ async function extentsToCopy(backend: Backend, ranges: NonNullable<BaseCopyOptio
   return out;
 }
 
-const ZEROS = Buffer.alloc(1024 * 1024);
-
-function allZero(buf: Buffer): boolean {
-  for (let at = 0; at < buf.length; at += ZEROS.length) {
-    const n = Math.min(ZEROS.length, buf.length - at);
-    if (buf.compare(ZEROS, 0, n, at, at + n) !== 0) return false;
-  }
-  return true;
-}
-
 /**
  * One chunk read under the range lock. A chunk that reads as zeros carries no payload:
  * skipped on an initial copy (the collector's image starts as zeros, and every byte that
@@ -110,7 +101,7 @@ function allZero(buf: Buffer): boolean {
  * Node): without the check a sparse 1 TiB volume would ship a terabyte of zeros.
  */
 async function appendChunk(opts: BaseCopyOptions, buf: Buffer, off: bigint): Promise<JournalRecord | null | undefined> {
-  if (allZero(buf)) {
+  if (isAllZero(buf)) {
     if (opts.zeros !== 'record') return undefined;
     return opts.spool.append({ kind: RecordKind.Zero, flags: RecordFlag.Base, offset: off, length: buf.length, payload: Buffer.alloc(0) });
   }

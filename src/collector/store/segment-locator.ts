@@ -1,7 +1,6 @@
 import fsp, { type FileHandle } from 'node:fs/promises';
-import { crc32c } from '@node-rs/crc32';
 import { ErrorCodes, RewindError } from '../../core/errors.js';
-import { RECORD_HEADER_SIZE, RECORD_MAGIC, decodeRecord, type JournalRecord, type RecordKind } from '../../journal/record.js';
+import { RECORD_HEADER_SIZE, RECORD_MAGIC, decodeRecord, recordCrc, type JournalRecord, type RecordKind } from '../../journal/record.js';
 import { SEGMENT_HEADER_SIZE, listSegments } from '../../journal/segment.js';
 import type { EntryIndex } from './entry-index.js';
 
@@ -133,28 +132,24 @@ export class SegmentLocator {
       bytesRead !== RECORD_HEADER_SIZE + payloadLen ? 'short record'
       : h.readUInt32LE(0) !== RECORD_MAGIC ? 'bad-magic'
       : h.readUInt32LE(8) !== payloadLen ? `payload length ${h.readUInt32LE(8)}, index says ${payloadLen}`
-      : crc32c(dst, crc32c(h.subarray(0, 44))) !== h.readUInt32LE(44) ? 'bad-crc'
+      : recordCrc(h, dst) !== h.readUInt32LE(44) ? 'bad-crc'
       : undefined;
-    if (why) {
-      throw new RewindError(ErrorCodes.CHECKSUM_MISMATCH, `journal record in segment ${this.segmentName(seg)} at byte ${pos} is damaged (${why}); run scrub, then restore a point before it or repair the journal`, { details: { segment: this.segmentName(seg), offset: pos } });
-    }
+    if (why) throw this.damaged(seg, pos, why);
+  }
+
+  private damaged(seg: number, pos: number, why: string): RewindError {
+    return new RewindError(ErrorCodes.CHECKSUM_MISMATCH, `journal record in segment ${this.segmentName(seg)} at byte ${pos} is damaged (${why}); run scrub, then restore a point before it or repair the journal`, { details: { segment: this.segmentName(seg), offset: pos } });
   }
 
   /** Read and CRC-check the whole record at (seg, pos). */
-  async readRecord(seg: number, pos: number, payloadLen?: number): Promise<JournalRecord> {
+  async readRecord(seg: number, pos: number): Promise<JournalRecord> {
     const fh = await this.handle(seg);
-    if (payloadLen === undefined) {
-      const h = Buffer.alloc(RECORD_HEADER_SIZE);
-      await fh.read(h, 0, RECORD_HEADER_SIZE, pos);
-      payloadLen = h.readUInt32LE(8);
-    }
-    const b = Buffer.allocUnsafe(RECORD_HEADER_SIZE + payloadLen);
+    const h = Buffer.alloc(RECORD_HEADER_SIZE);
+    await fh.read(h, 0, RECORD_HEADER_SIZE, pos);
+    const b = Buffer.allocUnsafe(RECORD_HEADER_SIZE + h.readUInt32LE(8));
     await fh.read(b, 0, b.length, pos);
     const r = decodeRecord(b, 0);
-    if (!r.ok) {
-      const why = r.reason === 'short' ? 'short record' : `${r.reason}: ${r.detail}`;
-      throw new RewindError(ErrorCodes.CHECKSUM_MISMATCH, `journal record in segment ${this.segmentName(seg)} at byte ${pos} is damaged (${why}); run scrub, then restore a point before it or repair the journal`, { details: { segment: this.segmentName(seg), offset: pos } });
-    }
+    if (!r.ok) throw this.damaged(seg, pos, r.reason === 'short' ? 'short record' : `${r.reason}: ${r.detail}`);
     return r.record;
   }
 
