@@ -17,6 +17,31 @@ const ZERO_CHUNK = Buffer.alloc(1024 * 1024);
 const SYNC_WRITE_MAX = 64 * 1024;
 const SYNC_WRITE_STALL_MS = 2;
 const SYNC_WRITE_BACKOFF_MS = 1_000;
+/** One pwritev of queued contiguous writes carries at most this much (and IOV_MAX iovecs). */
+const WRITE_BATCH_MAX = 16 * 1024 * 1024;
+const WRITE_BATCH_IOVECS = 1024;
+
+interface QueuedWrite {
+  bufs: readonly Buffer[];
+  length: number;
+  offset: number;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+/** pwritev all of `bufs` at `pos`, continuing after short writes (signals, quotas). */
+function writevFully(fd: number, bufs: Buffer[], pos: number, cb: (err: NodeJS.ErrnoException | null) => void): void {
+  fs.writev(fd, bufs, pos, (err, n) => {
+    if (err) return cb(err);
+    let left = n;
+    let i = 0;
+    while (i < bufs.length && left >= bufs[i]!.length) left -= bufs[i++]!.length;
+    if (i === bufs.length) return cb(null);
+    const rest = bufs.slice(i);
+    rest[0] = rest[0]!.subarray(left);
+    writevFully(fd, rest, pos + n, cb);
+  });
+}
 
 /**
  * A regular file or block device served as an export. I/O is pread/pwrite on one fd
@@ -36,6 +61,8 @@ export class FileBackend implements Backend {
   private closed = false;
   /** Small writes go through the thread pool until then (see pwriteInline). */
   private asyncWritesUntil = 0;
+  private readonly writeQueue: QueuedWrite[] = [];
+  private writing = false;
 
   private constructor(
     readonly path: string,
@@ -117,18 +144,7 @@ export class FileBackend implements Backend {
 
   pwrite(buf: Buffer, offset: bigint, opts: { fua: boolean }): Promise<void> {
     if (buf.length <= SYNC_WRITE_MAX && !opts.fua && Date.now() >= this.asyncWritesUntil) return this.pwriteInline(buf, offset);
-    return new Promise<void>((resolve, reject) => {
-      const step = (done: number): void => {
-        fs.write(this.fd, buf, done, buf.length - done, Number(offset) + done, (err, n) => {
-          if (err) return reject(fromSystemError(err, `write ${this.path}`));
-          if (done + n < buf.length) return step(done + n);
-          this.zeros.set(Number(offset), Number(offset) + buf.length, 0);
-          if (opts.fua) return this.flush().then(resolve, reject);
-          resolve();
-        });
-      };
-      step(0);
-    });
+    return this.queueWrite([buf], buf.length, Number(offset), opts.fua);
   }
 
   /**
@@ -152,22 +168,55 @@ export class FileBackend implements Backend {
   }
 
   pwritev(bufs: readonly Buffer[], offset: bigint, opts: { fua: boolean }): Promise<void> {
-    const total = bufs.reduce((n, b) => n + b.length, 0);
+    let total = 0;
+    for (const b of bufs) total += b.length;
+    return this.queueWrite(bufs, total, Number(offset), opts.fua);
+  }
+
+  /**
+   * Writes through the thread pool go one at a time, and contiguous ones queued behind a
+   * running write leave together in one pwritev. ext4 takes the inode lock for every
+   * buffered write, so parallel writes to one file only queue in the kernel, and the pool
+   * threads waiting there spin for it: sequential 1 MiB QD16, `perf` showed 5% of all CPU
+   * in rwsem_spin_on_owner and the page-cache copies of 16 writes racing each other.
+   * Ordering is unchanged: writes are issued in arrival order.
+   */
+  private queueWrite(bufs: readonly Buffer[], length: number, offset: number, fua: boolean): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      fs.writev(this.fd, bufs as Buffer[], Number(offset), (err, n) => {
-        if (err) return reject(fromSystemError(err, `write ${this.path}`));
-        if (n < total) {
-          // Short gather write (rare: signals, quotas): finish the rest with pwrite.
-          const rest = Buffer.concat(bufs as Buffer[]).subarray(n);
-          return this.pwrite(rest, offset + BigInt(n), opts).then(() => {
-            this.zeros.set(Number(offset), Number(offset) + total, 0);
-            resolve();
-          }, reject);
-        }
-        this.zeros.set(Number(offset), Number(offset) + total, 0);
-        if (opts.fua) return this.flush().then(resolve, reject);
-        resolve();
-      });
+      this.writeQueue.push({ bufs, length, offset, resolve, reject });
+      if (!this.writing) this.nextWrite();
+    }).then(() => {
+      this.zeros.set(offset, offset + length, 0);
+      if (fua) return this.flush();
+    });
+  }
+
+  private nextWrite(): void {
+    const first = this.writeQueue.shift();
+    if (!first) {
+      this.writing = false;
+      return;
+    }
+    this.writing = true;
+    const batch = [first];
+    const bufs = [...first.bufs];
+    let end = first.offset + first.length;
+    let bytes = first.length;
+    for (let next = this.writeQueue[0]; next && next.offset === end && bytes + next.length <= WRITE_BATCH_MAX && bufs.length + next.bufs.length <= WRITE_BATCH_IOVECS; next = this.writeQueue[0]) {
+      this.writeQueue.shift();
+      batch.push(next);
+      bufs.push(...next.bufs);
+      end += next.length;
+      bytes += next.length;
+    }
+    writevFully(this.fd, bufs, first.offset, (err) => {
+      if (err) {
+        const e = fromSystemError(err, `write ${this.path}`);
+        for (const w of batch) w.reject(e);
+      } else {
+        for (const w of batch) w.resolve();
+      }
+      this.nextWrite();
     });
   }
 

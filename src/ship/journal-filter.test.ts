@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Backend } from '../nbd/backend.js';
 import { RecordKind, type JournalRecord } from '../journal/record.js';
-import { journalFilter, type SpoolPort } from './journal-filter.js';
+import { InflightApplies, journalFilter, type SpoolPort } from './journal-filter.js';
 
 /** An in-memory backend whose writes complete after a chosen delay, to expose reordering. */
 function memoryBackend(size: number, delays: number[] = []): Backend & { bytes: Buffer; flushes: number } {
@@ -26,20 +26,28 @@ function memoryBackend(size: number, delays: number[] = []): Backend & { bytes: 
   return b;
 }
 
-function memorySpool(): SpoolPort & { records: JournalRecord[]; syncs: number } {
+/**
+ * An in-memory spool. With `takeNow`, it also offers the synchronous appendIfRoom() the
+ * real spool has, accepting the n-th entry there when takeNow(n) is true (so a test can
+ * mix the filter's fast and general paths).
+ */
+function memorySpool(takeNow?: (n: number) => boolean): SpoolPort & { records: JournalRecord[]; syncs: number } {
   let seq = 0n;
-  const s = {
+  let offered = 0;
+  const take = (e: { kind: RecordKind; flags: number; offset: bigint; length: number; payload: Buffer }): JournalRecord => {
+    seq += 1n;
+    const rec = { ...e, seq, time: seq, payload: Buffer.from(e.payload) } as JournalRecord;
+    s.records.push(rec);
+    return rec;
+  };
+  const s: SpoolPort & { records: JournalRecord[]; syncs: number } = {
     records: [] as JournalRecord[],
     syncs: 0,
     get lastSeq() { return seq; },
-    async append(e: { kind: RecordKind; flags: number; offset: bigint; length: number; payload: Buffer }) {
-      seq += 1n;
-      const rec = { ...e, seq, time: seq, payload: Buffer.from(e.payload) } as JournalRecord;
-      s.records.push(rec);
-      return rec;
-    },
+    async append(e) { return take(e); },
     async sync() { s.syncs++; return seq; },
   };
+  if (takeNow) s.appendIfRoom = (e) => (takeNow(offered++) ? take(e) : undefined);
   return s;
 }
 
@@ -72,6 +80,42 @@ describe('journalFilter', () => {
     expect(overlapping).toEqual([[RecordKind.Write, 0n], [RecordKind.Write, 100n], [RecordKind.Zero, 50n]]);
     expect(spool.records).toHaveLength(4);
     expect(replay(spool.records, 1 << 16).equals(backend.bytes)).toBe(true);
+  });
+
+  it('keeps journal order equal to device order when writes take the synchronous spool path, alone or mixed with the general one', async () => {
+    for (const takeNow of [() => true, (n: number) => n % 2 === 1]) {
+      const backend = memoryBackend(1 << 16, [30, 0, 5, 0, 12, 0]);
+      const spool = memorySpool(takeNow);
+      const b = await journalFilter({ spool })(backend);
+      await Promise.all([
+        b.pwrite(Buffer.alloc(4096, 0xaa), 0n, { fua: false }),
+        b.pwrite(Buffer.alloc(1000, 0xbb), 100n, { fua: false }),
+        b.zero(50n, 20, { fua: false, noHole: false }),
+        b.pwrite(Buffer.alloc(8192, 0xcc), 2048n, { fua: false }),
+        b.trim(20000n, 4096, { fua: false }),
+        b.pwrite(Buffer.alloc(10, 0xdd), 2050n, { fua: false }),
+      ]);
+      const overlapping = spool.records.filter((r) => r.offset < 16384n).map((r) => [r.kind, r.offset]);
+      expect(overlapping).toEqual([[RecordKind.Write, 0n], [RecordKind.Write, 100n], [RecordKind.Zero, 50n], [RecordKind.Write, 2048n], [RecordKind.Write, 2050n]]);
+      expect(replay(spool.records, 1 << 16).equals(backend.bytes)).toBe(true);
+    }
+  });
+
+  it('releases the range and reports the error when the backing write fails on the synchronous path', async () => {
+    const backend = memoryBackend(1 << 16);
+    let fail = true;
+    const pwrite = backend.pwrite.bind(backend);
+    backend.pwrite = async (buf, off, o) => {
+      if (fail) throw new Error('EIO from the device');
+      return pwrite(buf, off, o);
+    };
+    const spool = memorySpool(() => true);
+    const b = await journalFilter({ spool })(backend);
+    await expect(b.pwrite(Buffer.alloc(512, 1), 0n, { fua: false })).rejects.toThrow('EIO from the device');
+    fail = false;
+    // The same range again: it would wait forever if the failed write had kept its lock.
+    await b.pwrite(Buffer.alloc(512, 2), 0n, { fua: false });
+    expect(backend.bytes[0]).toBe(2);
   });
 
   it('makes FLUSH sync the spool and the backing volume', async () => {
@@ -146,5 +190,38 @@ describe('journalFilter', () => {
     await b.pwrite(Buffer.alloc(4, 7), 0n, { fua: false });
     expect(waits).toBe(0);
     expect(backend.bytes[0]).toBe(7);
+  });
+});
+
+describe('InflightApplies', () => {
+  it('settles once the writes running at the call have ended, not later ones', async () => {
+    const applies = new InflightApplies();
+    await applies.settled(); // nothing running: resolves at once
+    const first = applies.begin();
+    const second = applies.begin();
+    let settled = false;
+    const s = applies.settled().then(() => (settled = true));
+    const later = applies.begin();
+    applies.end(second);
+    await new Promise((r) => setImmediate(r));
+    expect(settled).toBe(false);
+    applies.end(first);
+    await s;
+    expect(settled).toBe(true);
+    applies.end(later);
+  });
+
+  it('tracks a promise from start to settlement, rejected ones included', async () => {
+    const applies = new InflightApplies();
+    let fail!: (e: Error) => void;
+    const p = applies.track(new Promise<void>((_, reject) => (fail = reject)));
+    p.catch(() => undefined);
+    let settled = false;
+    const s = applies.settled().then(() => (settled = true));
+    await new Promise((r) => setImmediate(r));
+    expect(settled).toBe(false);
+    fail(new Error('device gone'));
+    await s;
+    expect(settled).toBe(true);
   });
 });

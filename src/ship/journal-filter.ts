@@ -1,6 +1,6 @@
 import type { Backend, Filter } from '../nbd/backend.js';
 import { RecordFlag, RecordKind, type JournalRecord } from '../journal/record.js';
-import { RangeLock } from './range-lock.js';
+import { RangeLock, type Release } from './range-lock.js';
 
 /**
  * The journal tee (DESIGN §2): every WRITE / TRIM / WRITE_ZEROES passes through to the
@@ -27,6 +27,8 @@ export type DurabilityMode = 'async' | 'flush-sync' | 'sync';
 /** What the filter needs of the spool (src/ship/spool.ts implements it). */
 export interface SpoolPort {
   append(e: { kind: RecordKind; flags: number; offset: bigint; length: number; payload: Buffer }): Promise<JournalRecord | null>;
+  /** Synchronous append when there is room now; undefined means "use append()". */
+  appendIfRoom?(e: { kind: RecordKind; flags: number; offset: bigint; length: number; payload: Buffer }): JournalRecord | undefined;
   sync(): Promise<bigint>;
   readonly lastSeq: bigint;
 }
@@ -47,22 +49,46 @@ export interface JournalFilterOptions {
 /**
  * Backing-volume writes in flight. `settled()` waits for those running now (not for later
  * ones), so "sync the backing volume for every entry appended so far" is settled() then
- * flush: an entry can be in the spool while its backing write still runs.
+ * flush: an entry can be in the spool while its backing write still runs. Writes are
+ * numbered in start order, so the oldest one running is the first in the set.
  */
 export class InflightApplies {
-  private readonly running = new Set<Promise<unknown>>();
+  private lastId = 0;
+  private readonly running = new Set<number>();
+  private waiters: Array<{ upTo: number; resolve: () => void }> = [];
+
+  begin(): number {
+    const id = ++this.lastId;
+    this.running.add(id);
+    return id;
+  }
+
+  end(id: number): void {
+    this.running.delete(id);
+    if (this.waiters.length === 0) return;
+    const oldest = this.running.size === 0 ? Infinity : this.running.values().next().value!;
+    this.waiters = this.waiters.filter((w) => {
+      if (oldest <= w.upTo) return true;
+      w.resolve();
+      return false;
+    });
+  }
 
   track<T>(p: Promise<T>): Promise<T> {
-    this.running.add(p);
-    const done = () => this.running.delete(p);
+    const id = this.begin();
+    const done = () => this.end(id);
     p.then(done, done);
     return p;
   }
 
-  async settled(): Promise<void> {
-    await Promise.allSettled([...this.running]);
+  settled(): Promise<void> {
+    if (this.running.size === 0) return Promise.resolve();
+    const upTo = this.lastId;
+    return new Promise((resolve) => this.waiters.push({ upTo, resolve }));
   }
 }
+
+type SpoolEntry = { kind: RecordKind; flags: number; offset: bigint; length: number; payload: Buffer };
 
 const EMPTY = Buffer.alloc(0);
 
@@ -70,13 +96,31 @@ const EMPTY = Buffer.alloc(0);
  * The journal keeps each payload until it is written and shipped (writer queue, the
  * shipper's tail cache). A payload sliced out of a larger socket chunk would pin the whole
  * chunk that long: 4 KiB writes pinned 64 KiB each, and random-write IOPS halved under
- * the GC pressure (measured: fio randwrite 4 KiB QD16). Copying a small slice is cheaper
- * than that; a payload that owns most of its memory is kept as is.
+ * the GC pressure (measured: fio randwrite 4 KiB QD16). So small slices are copied, into
+ * a shared slab rather than one allocation each: a Buffer of its own per 4 KiB write was
+ * one more ArrayBuffer for the GC to track and sweep per request. Entries leave the
+ * journal in the order they came, so a slab is freed soon after its last piece.
+ * A payload that owns most of its memory is kept as is.
  */
+const SLAB_BYTES = 256 * 1024;
+const SLAB_PIECE_MAX = 64 * 1024;
+let slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+let slabAt = 0;
+
 function ownedCopy(buf: Buffer): Buffer {
   if (buf.byteLength * 2 >= buf.buffer.byteLength) return buf;
-  const copy = Buffer.allocUnsafeSlow(buf.length);
+  if (buf.length > SLAB_PIECE_MAX) {
+    const copy = Buffer.allocUnsafeSlow(buf.length);
+    buf.copy(copy);
+    return copy;
+  }
+  if (slabAt + buf.length > SLAB_BYTES) {
+    slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+    slabAt = 0;
+  }
+  const copy = slab.subarray(slabAt, slabAt + buf.length);
   buf.copy(copy);
+  slabAt += (buf.length + 7) & ~7;
   return copy;
 }
 
@@ -92,36 +136,82 @@ export function journalFilter(opts: JournalFilterOptions): Filter {
     /** A write went to the backing volume only since its last sync (wal mode). */
     let unjournaled = false;
     // In wal mode the backing write of a FUA request need not be durable itself.
-    const backingOpts = <T extends { fua: boolean }>(o: T): T => (opts.wal ? { ...o, fua: false } : o);
+    const backingOpts = <T extends { fua: boolean }>(o: T): T => (opts.wal && o.fua ? { ...o, fua: false } : o);
     /**
-     * Append the entry and apply it to the backing volume under the range lock. Both run
-     * concurrently: the spool append is a buffered write, and neither depends on the other
-     * finishing first because the lock already fixed the order against overlapping writes.
+     * What follows a journaled mutation: FUA makes the spool durable (and, per mode, waits
+     * for the collector); sync mode waits for the collector on every write. Undefined when
+     * there is nothing to wait for, which is the common case.
      */
-    const mutate = async (
-      offset: bigint,
-      length: number,
-      entry: { kind: RecordKind; flags: number; payload: Buffer },
-      apply: () => Promise<void>,
-      fua: boolean,
-    ): Promise<void> => {
-      const release = await lock.acquire(offset, length);
-      let rec: JournalRecord | null;
-      try {
-        [rec] = await Promise.all([spool.append({ ...entry, offset, length }), opts.applies ? opts.applies.track(apply()) : apply()]);
-      } finally {
-        release();
-      }
+    const afterJournal = (rec: JournalRecord | null, fua: boolean): Promise<void> | undefined => {
       // rec === null: the spool is full and tracking dirty extents instead; the extent is
       // resent from the backing volume later, so there is no entry to wait for, and only
       // the backing volume holds it.
       if (rec === null) {
         unjournaled = true;
-        if (fua && opts.wal) await next.flush();
-        return;
+        return fua && opts.wal ? next.flush() : undefined;
       }
-      if (fua) await spool.sync();
-      if (mode === 'sync' || (fua && mode === 'flush-sync')) await opts.waitRemote!(rec.seq);
+      const remote = mode === 'sync' || (fua && mode === 'flush-sync');
+      if (!fua && !remote) return undefined;
+      return (async () => {
+        if (fua) await spool.sync();
+        if (remote) await opts.waitRemote!(rec.seq);
+      })();
+    };
+
+    /**
+     * Append the entry and apply it to the backing volume under the range lock. Both run
+     * concurrently: the spool append is a buffered write, and neither depends on the other
+     * finishing first because the lock already fixed the order against overlapping writes.
+     *
+     * Hot path (every NBD write): an uncontended lock and a spool with room take no
+     * promise of their own; only the backing write's promise is waited on. The general
+     * path below does the same steps through promises.
+     */
+    const journalAndApply = (release: Release, e: SpoolEntry, apply: () => Promise<void>, fua: boolean): Promise<void> => {
+      let rec: JournalRecord | undefined;
+      let applied: Promise<void>;
+      let id = 0;
+      try {
+        rec = spool.appendIfRoom?.(e);
+        if (rec === undefined) return general(release, e, apply, fua);
+        if (opts.applies) id = opts.applies.begin();
+        applied = apply();
+      } catch (err) {
+        if (id !== 0) opts.applies!.end(id);
+        release();
+        return Promise.reject(err);
+      }
+      const journaled = rec;
+      return applied.then(
+        () => {
+          if (id !== 0) opts.applies!.end(id);
+          release();
+          return afterJournal(journaled, fua);
+        },
+        (err: unknown) => {
+          if (id !== 0) opts.applies!.end(id);
+          release();
+          throw err;
+        },
+      );
+    };
+
+    /** The spool must wait (full, or its writer behind): the same steps through append(). */
+    const general = async (release: Release, e: SpoolEntry, apply: () => Promise<void>, fua: boolean): Promise<void> => {
+      let rec: JournalRecord | null;
+      try {
+        [rec] = await Promise.all([spool.append(e), opts.applies ? opts.applies.track(apply()) : apply()]);
+      } finally {
+        release();
+      }
+      await afterJournal(rec, fua);
+    };
+
+    const mutate = (offset: bigint, length: number, kind: RecordKind, flags: number, payload: Buffer, apply: () => Promise<void>, fua: boolean): Promise<void> => {
+      const e: SpoolEntry = { kind, flags, offset, length, payload };
+      const release = lock.tryAcquire(offset, length);
+      if (release !== null) return journalAndApply(release, e, apply, fua);
+      return lock.acquire(offset, length).then((r) => journalAndApply(r, e, apply, fua));
     };
 
     return {
@@ -135,16 +225,18 @@ export function journalFilter(opts: JournalFilterOptions): Filter {
       cache: (offset, length) => next.cache(offset, length),
 
       pwrite: (buf, offset, o) =>
-        mutate(offset, buf.length, { kind: RecordKind.Write, flags: o.fua ? RecordFlag.Fua : 0, payload: ownedCopy(buf) }, () => next.pwrite(buf, offset, backingOpts(o)), o.fua),
+        mutate(offset, buf.length, RecordKind.Write, o.fua ? RecordFlag.Fua : 0, ownedCopy(buf), () => next.pwrite(buf, offset, backingOpts(o)), o.fua),
 
       trim: (offset, length, o) =>
-        mutate(offset, length, { kind: RecordKind.Trim, flags: o.fua ? RecordFlag.Fua : 0, payload: EMPTY }, () => next.trim(offset, length, backingOpts(o)), o.fua),
+        mutate(offset, length, RecordKind.Trim, o.fua ? RecordFlag.Fua : 0, EMPTY, () => next.trim(offset, length, backingOpts(o)), o.fua),
 
       zero: (offset, length, o) =>
         mutate(
           offset,
           length,
-          { kind: RecordKind.Zero, flags: (o.fua ? RecordFlag.Fua : 0) | (o.noHole ? RecordFlag.NoHole : 0), payload: EMPTY },
+          RecordKind.Zero,
+          (o.fua ? RecordFlag.Fua : 0) | (o.noHole ? RecordFlag.NoHole : 0),
+          EMPTY,
           () => next.zero(offset, length, backingOpts(o)),
           o.fua,
         ),

@@ -64,6 +64,8 @@ export async function openNodeVolume(o: NodeVolumeOptions): Promise<NodeVolume> 
     volumeSize: backing.size,
     maxBytes: o.spoolMaxBytes,
     fullPolicy: o.fullPolicy,
+    // Without a collector nothing reads entries back from memory.
+    tailCacheBytes: o.collector ? undefined : 0,
     logger: log.child({ component: 'spool', volume: o.name }),
     beforeFree: async () => {
       await applies.settled();

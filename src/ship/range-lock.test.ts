@@ -57,3 +57,40 @@ describe('RangeLock', () => {
     expect(lock.size).toBe(0);
   });
 });
+
+describe('RangeLock.tryAcquire', () => {
+  it('takes a free range at once and refuses one that overlaps a holder or a waiter', async () => {
+    const lock = new RangeLock();
+    const a = lock.tryAcquire(0n, 4096)!;
+    expect(a).toBeTypeOf('function');
+    expect(lock.tryAcquire(4095n, 2)).toBeNull();
+    const b = lock.tryAcquire(4096n, 4096);
+    expect(b).not.toBeNull();
+    // A waiter queued behind `a` also blocks tryAcquire, so it cannot jump the queue.
+    const waiting = lock.acquire(0n, 10);
+    a();
+    expect(lock.tryAcquire(5n, 1)).toBeNull();
+    const w = await waiting;
+    w();
+    b!();
+    expect(lock.tryAcquire(5n, 1)).not.toBeNull();
+  });
+
+  it('grants a waiter only when every earlier overlapping holder has released', async () => {
+    const lock = new RangeLock();
+    const left = lock.tryAcquire(0n, 100)!;
+    const right = lock.tryAcquire(200n, 100)!;
+    let granted = false;
+    const spanning = lock.acquire(50n, 200).then((rel) => {
+      granted = true;
+      return rel;
+    });
+    left();
+    await tick();
+    expect(granted).toBe(false);
+    right();
+    (await spanning)();
+    expect(granted).toBe(true);
+    expect(lock.size).toBe(0);
+  });
+});
