@@ -16,6 +16,10 @@ const PUNCH_MIN = 1024 * 1024;
 const ZERO_CHUNK = Buffer.alloc(1024 * 1024);
 const SYNC_WRITE_MAX = 64 * 1024;
 const SYNC_WRITE_STALL_MS = 2;
+/** This many stalls inside SYNC_WRITE_STALL_WINDOW_MS, or one this long, mean the kernel is making writes wait. */
+const SYNC_WRITE_STALLS = 3;
+const SYNC_WRITE_STALL_WINDOW_MS = 100;
+const SYNC_WRITE_STALL_LONG_MS = 20;
 const SYNC_WRITE_BACKOFF_MS = 1_000;
 /** One pwritev of queued contiguous writes carries at most this much (and IOV_MAX iovecs). */
 const WRITE_BATCH_MAX = 16 * 1024 * 1024;
@@ -61,6 +65,8 @@ export class FileBackend implements Backend {
   private closed = false;
   /** Small writes go through the thread pool until then (see pwriteInline). */
   private asyncWritesUntil = 0;
+  private stalls = 0;
+  private firstStallAt = 0;
   private readonly writeQueue: QueuedWrite[] = [];
   private writing = false;
 
@@ -152,8 +158,8 @@ export class FileBackend implements Backend {
    * few microseconds, less than handing it to libuv's thread pool and being woken for the
    * result (random 4 KiB writes at QD16 through the journal: 18.6k → 27.2k IOPS, the
    * futex wake-ups were the biggest kernel cost). When the kernel makes a write wait
-   * (dirty-page throttling, a slow device), the event loop must not wait with it, so one
-   * slow write sends small writes back to the pool for a second.
+   * (dirty-page throttling, a slow device), the event loop must not wait with it, so
+   * repeated slow writes send small writes back to the pool for a second (noteStall).
    */
   private pwriteInline(buf: Buffer, offset: bigint): Promise<void> {
     const t0 = performance.now();
@@ -162,9 +168,29 @@ export class FileBackend implements Backend {
     } catch (err) {
       return Promise.reject(fromSystemError(err, `write ${this.path}`));
     }
-    if (performance.now() - t0 > SYNC_WRITE_STALL_MS) this.asyncWritesUntil = Date.now() + SYNC_WRITE_BACKOFF_MS;
+    const took = performance.now() - t0;
+    if (took > SYNC_WRITE_STALL_MS) this.noteStall(t0, took);
     this.zeros.set(Number(offset), Number(offset) + buf.length, 0);
     return Promise.resolve();
+  }
+
+  /**
+   * A write that took a few milliseconds is usually this thread losing the CPU (two cores
+   * shared with the pool, the workload and the kernel), not the kernel throttling: on
+   * fio 4 KiB QD16 one such write per run sent a whole second of writes through the pool,
+   * 25k → 20k IOPS. Dirty-page throttling makes every write wait, so it shows as several
+   * stalls close together, or one long one.
+   */
+  private noteStall(at: number, took: number): void {
+    if (at - this.firstStallAt > SYNC_WRITE_STALL_WINDOW_MS) {
+      this.firstStallAt = at;
+      this.stalls = 0;
+    }
+    this.stalls++;
+    if (this.stalls >= SYNC_WRITE_STALLS || took > SYNC_WRITE_STALL_LONG_MS) {
+      this.asyncWritesUntil = Date.now() + SYNC_WRITE_BACKOFF_MS;
+      this.stalls = 0;
+    }
   }
 
   pwritev(bufs: readonly Buffer[], offset: bigint, opts: { fua: boolean }): Promise<void> {
