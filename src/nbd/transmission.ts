@@ -6,10 +6,13 @@ import {
   BASE_ALLOCATION_ID, MAX_INFLIGHT_BYTES, MAX_INFLIGHT_REQUESTS, MAX_REQUEST_PAYLOAD, NBD_CMD_BLOCK_STATUS, NBD_CMD_CACHE,
   NBD_CMD_DISC, NBD_CMD_FLAG_FUA, NBD_CMD_FLAG_NO_HOLE, NBD_CMD_FLAG_REQ_ONE, NBD_CMD_FLUSH, NBD_CMD_READ, NBD_CMD_TRIM,
   NBD_CMD_WRITE, NBD_CMD_WRITE_ZEROES, NBD_EINVAL, NBD_EOVERFLOW, NBD_REQUEST_MAGIC, REQUEST_HEADER_SIZE,
-  SIMPLE_REPLY_HEADER_SIZE,
+  NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE, NBD_SIMPLE_REPLY_MAGIC, SIMPLE_REPLY_HEADER_SIZE, STRUCTURED_REPLY_HEADER_SIZE,
 } from './constants.js';
 import type { NegotiatedSession } from './handshake/state.js';
-import { blockStatusReply, simpleReply, STRUCTURED_READ_PREFIX, structuredDone, structuredError, writeOffsetDataPrefix, writeSimpleHeader } from './reply.js';
+import { blockStatusReply, simpleReply, STRUCTURED_READ_PREFIX, structuredDone, structuredError, writeOffsetDataPrefix, writeSimpleHeader, writeStructuredHeader } from './reply.js';
+
+/** Room for the done replies of one turn: 100 structured ones, well above any queue depth seen. */
+const DONE_BATCH_BYTES = 2000;
 import { parseRequestHeader, type NbdRequest } from './request.js';
 
 /**
@@ -39,6 +42,9 @@ export class Transmission {
   /** Over-long WRITE being discarded: its request and how many payload bytes remain. */
   private draining: { req: NbdRequest; left: number } | undefined;
   private corked = false;
+  /** Done replies gathered this turn (see sendDone). */
+  private doneBuf: Buffer | null = null;
+  private doneLen = 0;
   /** The backend takes gather writes (see Backend.pwritev). */
   private readonly gather: boolean;
 
@@ -162,7 +168,41 @@ export class Transmission {
   private finish(req: NbdRequest, errno: number, cost: number): void {
     this.end(cost);
     if (errno !== 0) this.replyError(req, { errno, message: `command ${req.type} failed` });
-    else this.send(this.session.structuredReplies ? structuredDone(req.handle) : simpleReply(req.handle, 0));
+    else this.sendDone(req.handle);
+  }
+
+  /**
+   * Success replies without data are most replies under a write load. Those of one
+   * event-loop turn are laid side by side in one small buffer and leave in one socket
+   * write, instead of a Buffer and a stream chunk each (fio 4 KiB QD16: the reply path
+   * was an eighth of the event loop, most of it per-chunk stream bookkeeping).
+   */
+  private sendDone(handle: Buffer): void {
+    const structured = this.session.structuredReplies;
+    if (this.dead || this.socket.destroyed || this.sendsAtOnce()) {
+      this.send(structured ? structuredDone(handle) : simpleReply(handle, 0));
+      return;
+    }
+    const size = structured ? STRUCTURED_REPLY_HEADER_SIZE : SIMPLE_REPLY_HEADER_SIZE;
+    if (this.doneBuf === null || this.doneLen + size > this.doneBuf.length) {
+      this.flushDone();
+      this.doneBuf = Buffer.allocUnsafe(DONE_BATCH_BYTES);
+    }
+    if (structured) {
+      writeStructuredHeader(this.doneBuf, this.doneLen, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE, handle, 0);
+    } else {
+      this.doneBuf.writeUInt32BE(NBD_SIMPLE_REPLY_MAGIC, this.doneLen);
+      this.doneBuf.writeUInt32BE(0, this.doneLen + 4);
+      handle.copy(this.doneBuf, this.doneLen + 8);
+    }
+    this.doneLen += size;
+    this.corkForTurn();
+  }
+
+  private flushDone(): void {
+    if (this.doneLen > 0 && !this.socket.destroyed) this.socket.write(this.doneBuf!.subarray(0, this.doneLen));
+    this.doneBuf = null;
+    this.doneLen = 0;
   }
 
   private replyError(req: NbdRequest, r: Refusal): void {
@@ -172,22 +212,35 @@ export class Transmission {
 
   private send(buf: Buffer): void {
     if (this.dead || this.socket.destroyed) return;
-    // Nothing else in flight (QD1, e.g. write + flush loops): nothing to batch with, so
-    // skip the cork and its extra event-loop turn of latency.
-    if (!this.corked && this.inflightCount === 0 && this.queue.length < REQUEST_HEADER_SIZE) {
+    if (this.sendsAtOnce()) {
       this.socket.write(buf);
       return;
     }
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      setImmediate(() => {
-        this.corked = false;
-        this.socket.uncork();
-      });
-    }
+    this.corkForTurn();
     this.socket.write(buf);
   }
+
+  /**
+   * Nothing else in flight (QD1, e.g. write + flush loops): nothing to batch with, so
+   * skip the cork and its extra event-loop turn of latency.
+   */
+  private sendsAtOnce(): boolean {
+    return !this.corked && this.inflightCount === 0 && this.queue.length < REQUEST_HEADER_SIZE;
+  }
+
+  /** Replies of this turn leave together when it ends (gathered done replies first). */
+  private corkForTurn(): void {
+    if (this.corked) return;
+    this.corked = true;
+    this.socket.cork();
+    setImmediate(this.endTurn);
+  }
+
+  private readonly endTurn = (): void => {
+    this.flushDone();
+    this.corked = false;
+    this.socket.uncork();
+  };
 
   private begin(cost: number): void {
     this.inflightBytes += cost;
@@ -217,7 +270,10 @@ export class Transmission {
   private maybeFinish(): void {
     if (this.disconnecting && this.inflightCount === 0 && !this.dead) {
       this.dead = true;
-      setImmediate(() => this.socket.end());
+      setImmediate(() => {
+        this.flushDone();
+        this.socket.end();
+      });
     }
   }
 
