@@ -7,6 +7,7 @@ import { FileBackend } from '../nbd/file-backend.js';
 import { InflightApplies, journalFilter, type DurabilityMode } from './journal-filter.js';
 import { redoSpool } from './redo.js';
 import { runBaseCopy } from './base-copy.js';
+import { checkUserMarkName, RESEND_BEGIN_MARK, RESEND_END_MARK } from '../journal/resend-marks.js';
 import { RangeLock } from './range-lock.js';
 import { Shipper } from './shipper.js';
 import { Spool } from './spool.js';
@@ -146,6 +147,7 @@ export async function openNodeVolume(o: NodeVolumeOptions): Promise<NodeVolume> 
     ...(shipper ? { shipper } : {}),
     lock,
     async mark(name) {
+      checkUserMarkName(name);
       // A mark promises an exact point: while a resync runs, the far side does not yet
       // hold the whole device, so wait for it first.
       await resynced;
@@ -209,6 +211,9 @@ async function initialSync(name: string, backing: Backend, spool: Spool, lock: R
   } else {
     return;
   }
+  // First, before this function waits for anything: every instant from here to the END
+  // mark is refused by the collector rather than restored from a partial copy.
+  const begun = spool.mark(RESEND_BEGIN_MARK);
   log.info('resync started', { volume: name, why });
   // If the spool fills up during the copy, some chunks were only marked dirty: then the
   // bitmap must stay as it is and the next resync picks them up.
@@ -218,6 +223,7 @@ async function initialSync(name: string, backing: Backend, spool: Spool, lock: R
   });
   let res;
   try {
+    await begun;
     res = await runBaseCopy(opts);
   } finally {
     off();
@@ -225,6 +231,8 @@ async function initialSync(name: string, backing: Backend, spool: Spool, lock: R
   if (!wentDirty) {
     if (full) await spool.fullResyncDone();
     else if (dirty.length > 0) await spool.clearDirty(dirty);
+    // Every chunk is journaled: from here on the collector's copy is whole again.
+    await spool.mark(RESEND_END_MARK);
   }
   await spool.sync();
   log.info('resync done', { volume: name, why, bytes: res.bytesCopied, protectionStartSeq: res.protectionStartSeq });

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { HybridClock, ManualWallClock } from '../core/hlc.js';
 import { RecordFlag, RecordKind, type JournalRecord } from '../journal/record.js';
+import { RESEND_BEGIN_MARK } from '../journal/resend-marks.js';
 import { collect, tempDir } from '../../test/helpers/journal-fixtures.js';
 import { coalesceBatch } from './spool-coalesce.js';
 import { Spool, type SpoolOptions } from './spool.js';
@@ -99,6 +100,13 @@ describe('Spool', () => {
     expect(ext.length).toBe(1);
     expect(Number(ext[0].offset) % 65536).toBe(0);
     expect(ext[0].offset + BigInt(ext[0].length)).toBe(20n * 65536n);
+    // The first write the journal missed was preceded by one resend-begin mark (not one
+    // per missed write), so the collector refuses instants from then on.
+    await s.sync();
+    const journaled = await s.read(1n, { maxRecords: 1024, maxBytes: 64 * MiB });
+    const marks = journaled.filter((r) => r.kind === RecordKind.Mark).map((r) => r.payload.toString());
+    expect(marks).toEqual([RESEND_BEGIN_MARK]);
+    expect(journaled[journaled.length - 1]!.kind).toBe(RecordKind.Mark);
     // A mark is never dropped, even when full.
     expect((await s.mark('m')).kind).toBe(RecordKind.Mark);
     await s.sync();

@@ -11,6 +11,7 @@ import { coalesceBatch } from './spool-coalesce.js';
 import type { Extent } from './spool-dirty-bitmap.js';
 import { SpoolSideFiles } from './spool-side-files.js';
 import { SpoolTailCache } from './spool-tail-cache.js';
+import { RESEND_BEGIN_MARK } from '../journal/resend-marks.js';
 
 export interface SpoolOptions {
   volumeSize: bigint;
@@ -46,6 +47,10 @@ interface Blocked {
   size: number;
   resolve: (r: JournalRecord) => void;
   reject: (e: unknown) => void;
+}
+
+function resendBegin(): SpoolEntry {
+  return { kind: RecordKind.Mark, flags: 0, offset: 0n, length: 0, payload: Buffer.from(RESEND_BEGIN_MARK, 'utf8') };
 }
 
 /** Appends wait while more than this is queued in memory for the journal write. */
@@ -173,6 +178,9 @@ export class Spool extends EventEmitter {
     if (this.writer.pendingBytes > MAX_PENDING_BYTES) await this.writer.drain(MAX_PENDING_BYTES);
     if (this.blocked.length === 0 && this.hasRoom(size)) return this.appendNow(e);
     if (this.o.fullPolicy === 'dirty-bitmap') {
+      // The first write the journal misses: from here the collector's copy lacks writes
+      // until the dirty extents are resent, so say so in the journal before acknowledging it.
+      if ((this.side.bitmap?.count ?? 0) === 0) this.appendNow(resendBegin());
       await this.side.markDirty(e.offset, e.length);
       this.updateState();
       return null;
@@ -230,6 +238,8 @@ export class Spool extends EventEmitter {
       this.writer = await JournalWriter.open(jdir, { segmentBytes: this.segmentBytes, logger: this.log, firstSeq: collectorSeq + 1n, onWritten: (seq) => this.wakeReaders(seq) });
       this.clock.observe(old.lastTime);
       this.cache = new SpoolTailCache(this.o.tailCacheBytes);
+      // The collector's copy no longer matches the device until the full resync is done.
+      this.appendNow(resendBegin());
       this.pos = null;
     } finally {
       this.rebasing = false;

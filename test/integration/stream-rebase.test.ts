@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCollectorGrpc, type CollectorGrpcServer } from '../../src/collector/grpc/server.js';
 import { storePort } from '../../src/collector/grpc/store-adapter.js';
 import { CollectorStore } from '../../src/collector/store/index.js';
+import { ErrorCodes } from '../../src/core/errors.js';
 import { RecordKind, type JournalRecord } from '../../src/journal/record.js';
 import { Shipper } from '../../src/ship/shipper.js';
 import { Spool } from '../../src/ship/spool.js';
@@ -60,12 +61,15 @@ describe('a spool behind the collector after a node crash', () => {
     try {
       await shipper.firstWelcome;
       expect(rebasedTo).toBe(10n);
-      expect(spool.lastSeq).toBe(10n);
+      // Seq 11 is the resend-begin mark: the collector's copy is partial until the resync ends.
+      expect(spool.lastSeq).toBe(11n);
       expect(spool.needsFullResync).toBe(true);
       const rec = await spool.append({ kind: RecordKind.Write, flags: 0, offset: 4096n, length: 512, payload: Buffer.alloc(512, 0x77) });
-      expect(rec!.seq).toBe(11n);
-      await shipper.waitDurable(11n, AbortSignal.timeout(10_000));
-      await waitFor(() => vol.durableSeq === 11n, 5_000, 'collector durable seq 11');
+      expect(rec!.seq).toBe(12n);
+      await shipper.waitDurable(12n, AbortSignal.timeout(10_000));
+      await waitFor(() => vol.durableSeq === 12n, 5_000, 'collector durable seq 12');
+      expect(vol.resolve({ seq: 10n }).seq).toBe(10n);
+      expect(() => vol.resolve({ seq: 12n })).toThrow(expect.objectContaining({ code: ErrorCodes.POINT_NOT_EXACT }));
       // The old journal was set aside, not deleted.
       expect((await fsp.readdir(spoolDir)).some((n) => n.startsWith('journal.behind-'))).toBe(true);
     } finally {

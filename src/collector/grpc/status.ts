@@ -18,6 +18,7 @@ const TO_GRPC: Partial<Record<ErrorCode, grpc.status>> = {
   [ErrorCodes.CHECKSUM_MISMATCH]: grpc.status.DATA_LOSS,
   [ErrorCodes.JOURNAL_CORRUPT]: grpc.status.DATA_LOSS,
   [ErrorCodes.POINT_OUT_OF_WINDOW]: grpc.status.OUT_OF_RANGE,
+  [ErrorCodes.POINT_NOT_EXACT]: grpc.status.FAILED_PRECONDITION,
   [ErrorCodes.UNAUTHENTICATED]: grpc.status.UNAUTHENTICATED,
   [ErrorCodes.PERMISSION_DENIED]: grpc.status.PERMISSION_DENIED,
   [ErrorCodes.UNAVAILABLE]: grpc.status.UNAVAILABLE,

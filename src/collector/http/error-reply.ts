@@ -12,6 +12,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCodes.ALREADY_EXISTS]: 409,
   [ErrorCodes.JOURNAL_SEQ_GAP]: 409,
   [ErrorCodes.POINT_OUT_OF_WINDOW]: 410,
+  [ErrorCodes.POINT_NOT_EXACT]: 409,
   [ErrorCodes.UNSUPPORTED]: 501,
   [ErrorCodes.UNAVAILABLE]: 503,
   [ErrorCodes.CLOSED]: 503,

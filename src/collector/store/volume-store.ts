@@ -5,6 +5,7 @@ import { formatNs } from '../../core/hlc.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
 import { RecordKind, type JournalRecord } from '../../journal/record.js';
 import { JournalWriter } from '../../journal/writer.js';
+import { checkUserMarkName, RESEND_BEGIN_MARK, RESEND_END_MARK, RESERVED_MARK_PREFIX } from '../../journal/resend-marks.js';
 import { intervalBitmaps, type IntervalBitmap } from './change-bitmaps.js';
 import { CheckpointWriter, listCheckpointManifests, loadLatestCheckpoint, removeCheckpoint, type Checkpoint } from './checkpoint.js';
 import { EntryIndex } from './entry-index.js';
@@ -37,6 +38,9 @@ export class VolumeStore {
   private gen: number;
   private ckpt: Checkpoint;
   private markMap = new Map<string, { seq: bigint; time: bigint }>();
+  /** Spans [from, to) of seqs while the node resent the volume (resend-marks.ts), and one still open. */
+  private resends: Array<{ from: bigint; to: bigint }> = [];
+  private resendOpen: bigint | undefined;
   private readonly serial = new Serial();
   private readonly history = new HistoryLock();
   /** The journal writer failed and could not be reopened yet (e.g. the disk is still full). */
@@ -174,10 +178,42 @@ export class VolumeStore {
       if (!rec) return;
       name = rec.payload.toString('utf8');
     }
+    if (name.startsWith(RESERVED_MARK_PREFIX)) {
+      this.learnResendMark(seq, name);
+      return;
+    }
     if (!this.markMap.has(name)) {
       this.markMap.set(name, { seq, time: this.index.times[i]! });
       await this.saveMarks();
     }
+  }
+
+  /**
+   * A resend span opens at its first BEGIN (a failed resend is followed by another BEGIN:
+   * the span stays open from the first) and closes at the next END. An END whose BEGIN
+   * was consolidated away closes a span from the checkpoint: the checkpoint was cut inside it.
+   * Derived from the journal at open, so nothing else needs persisting.
+   */
+  private learnResendMark(seq: bigint, name: string): void {
+    if (name === RESEND_BEGIN_MARK) {
+      this.resendOpen ??= seq;
+    } else if (name === RESEND_END_MARK) {
+      this.resends.push({ from: this.resendOpen ?? this.ckpt.seq, to: seq });
+      this.resendOpen = undefined;
+    }
+  }
+
+  /** Refuse a point whose state the collector holds only in part (see resend-marks.ts). */
+  private checkExact(p: Point, r: { seq: bigint; time: bigint }): void {
+    const span = this.resendOpen !== undefined && r.seq >= this.resendOpen ? { from: this.resendOpen, to: undefined } : this.resends.find((x) => r.seq >= x.from && r.seq < x.to);
+    if (!span) return;
+    const from = `seq ${span.from} (${formatNs(this.timeOfSeq(span.from))})`;
+    const why = span.to === undefined
+      ? `the node has been resending the volume since ${from} and has not finished; wait for it (rewind status) or pick an instant before it`
+      : `the node was resending the volume from ${from} to seq ${span.to} (${formatNs(this.timeOfSeq(span.to))}); pick an instant from the end on, or before the start`;
+    throw new RewindError(ErrorCodes.POINT_NOT_EXACT, `volume ${this.name}: ${describePoint(p)} (seq ${r.seq}) is not an exact point: ${why}`, {
+      details: { volume: this.name, seq: r.seq, resendFromSeq: span.from, ...(span.to === undefined ? {} : { resendToSeq: span.to }) },
+    });
   }
 
   private saveMarks(): Promise<void> {
@@ -189,8 +225,9 @@ export class VolumeStore {
   /** Name a point (default: the latest durable state). Idempotent for the same name and point. */
   addMark(name: string, at?: bigint): Promise<MarkInfo> {
     return this.serial.run(async () => {
-      if (!name || name.length > 253) throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `mark name must be 1..253 characters`);
+      checkUserMarkName(name);
       const r = at === undefined ? { seq: this.durableSeq, time: this.timeOfSeq(this.durableSeq) } : this.resolve({ time: at });
+      if (at === undefined) this.checkExact({ seq: r.seq }, r);
       const time = at ?? r.time;
       const old = this.markMap.get(name);
       if (old) {
@@ -235,6 +272,13 @@ export class VolumeStore {
    * newer); a time before the checkpoint is out of the window.
    */
   resolve(p: Point): { seq: bigint; time: bigint } {
+    const r = this.resolveAny(p);
+    this.checkExact(p, r);
+    return r;
+  }
+
+  /** resolve() without the exactness check: consolidation and retention cut anywhere. */
+  private resolveAny(p: Point): { seq: bigint; time: bigint } {
     const d = this.durableSeq;
     if ('mark' in p) {
       const m = this.markMap.get(p.mark);
@@ -305,8 +349,8 @@ export class VolumeStore {
    * A mark's bitmap is the OR of those between the previous mark and it (orBitmaps).
    */
   changeBitmaps(a: Point, b: Point): IntervalBitmap[] {
-    const ra = this.resolve(a);
-    const rb = this.resolve(b);
+    const ra = this.resolveAny(a);
+    const rb = this.resolveAny(b);
     const [lo, hi] = ra.seq < rb.seq ? [ra.seq, rb.seq] : [rb.seq, ra.seq];
     return intervalBitmaps(this.index, this.idx(lo) + 1, this.idx(hi), Number(this.size), this.opts.bitmapBlockSize ?? 4096, this.opts.intervalNs ?? 1_000_000_000n);
   }
@@ -323,7 +367,7 @@ export class VolumeStore {
    */
   consolidate(upTo: Point): Promise<{ checkpointSeq: bigint; freedBytes: number }> {
     return this.history.write(async () => {
-      const r = this.resolve(upTo);
+      const r = this.resolveAny(upTo);
       if (r.seq <= this.ckpt.seq) return { checkpointSeq: this.ckpt.seq, freedBytes: 0 };
       await this.locator.catchUp(this.index, r.seq);
       const cw = await CheckpointWriter.create(path.join(this.dir, 'checkpoints'), r.seq, this.size);
@@ -357,7 +401,7 @@ export class VolumeStore {
     if (dropped) await this.serial.run(() => this.saveMarks());
     const cutoff = nowNs - pol.pointInTimeNs;
     if (cutoff < this.ckpt.time) return { checkpointSeq: this.ckpt.seq, freedBytes: 0 };
-    const atCutoff = this.resolve({ time: cutoff }).seq;
+    const atCutoff = this.resolveAny({ time: cutoff }).seq;
     const oldest = this.marks()[0]?.seq;
     const target = consolidationTarget({ seqAtCutoff: atCutoff, oldestMarkSeq: oldest, checkpointSeq: this.ckpt.seq });
     return this.consolidate({ seq: target });
