@@ -46,7 +46,7 @@ function volumePort(v: VolumeStore): VolumePort {
         windowOldest: s.window.earliest,
         windowNewest: s.window.latest,
         journalBytes: BigInt(s.journalBytes),
-        detail: { checkpointBytes: s.checkpointBytes, marks: s.marks, earliestSeq: s.window.earliestSeq },
+        detail: { checkpointBytes: s.checkpointBytes, marks: s.marks, earliestSeq: s.window.earliestSeq, ...(s.resendingSinceSeq === undefined ? {} : { resendingSinceSeq: s.resendingSinceSeq }) },
       };
     },
   };

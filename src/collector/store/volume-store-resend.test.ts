@@ -67,6 +67,7 @@ describe('VolumeStore while the node resends the volume', () => {
     const c = write(0, 2);
     await v.append([a, b1, copied, e1, b2, c]);
     expect(() => v.resolve({ seq: c.seq })).toThrow(/has been resending the volume since/);
+    expect(v.status().resendingSinceSeq).toBe(b2.seq);
     await expect(v.addMark('now-please')).rejects.toMatchObject({ code: ErrorCodes.POINT_NOT_EXACT });
     await store.close();
     store = await CollectorStore.open(dir, { segmentBytes: 64 * KiB });
@@ -80,6 +81,7 @@ describe('VolumeStore while the node resends the volume', () => {
     await w.append([again, e2]);
     expect(() => w.resolve({ seq: b2.seq })).toThrow(expect.objectContaining({ code: ErrorCodes.POINT_NOT_EXACT }));
     expect(w.resolve({ seq: e2.seq }).seq).toBe(e2.seq);
+    expect(w.status().resendingSinceSeq).toBeUndefined();
   });
 
   it('refuses user marks in Rewind\'s own namespace', async () => {

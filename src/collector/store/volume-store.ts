@@ -412,10 +412,15 @@ export class VolumeStore {
     return { ok: problems.length === 0, problems };
   }
 
-  status(): { name: string; size: bigint; durableSeq: bigint; latestTime: bigint; journalBytes: number; checkpointBytes: number; window: ReturnType<VolumeStore['window']>; marks: number; generation: number } {
+  /**
+   * `resendingSinceSeq`: the node is resending the volume (resend-marks.ts); points from
+   * there on are refused until it finishes.
+   */
+  status(): { name: string; size: bigint; durableSeq: bigint; latestTime: bigint; journalBytes: number; checkpointBytes: number; window: ReturnType<VolumeStore['window']>; marks: number; generation: number; resendingSinceSeq?: bigint } {
     const w = this.window();
     return { name: this.name, size: this.size, durableSeq: this.durableSeq, latestTime: w.latest, journalBytes: this.writer.bytes,
-      checkpointBytes: this.ckpt.extents.reduce((a, e) => a + e[1], 0), window: w, marks: this.markMap.size, generation: this.gen };
+      checkpointBytes: this.ckpt.extents.reduce((a, e) => a + e[1], 0), window: w, marks: this.markMap.size, generation: this.gen,
+      ...(this.resendOpen === undefined ? {} : { resendingSinceSeq: this.resendOpen }) };
   }
 
   close(): Promise<void> {
