@@ -4,7 +4,8 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCodes } from '../../core/errors.js';
 import { HybridClock, ManualWallClock } from '../../core/hlc.js';
-import { EMPTY, RecordKind, type JournalRecord } from '../../journal/record.js';
+import { EMPTY, RecordFlag, RecordKind, type JournalRecord } from '../../journal/record.js';
+import { RESEND_BEGIN_MARK, RESEND_END_MARK } from '../../journal/resend-marks.js';
 import { intervalBitmaps, orBitmaps, popcount } from './change-bitmaps.js';
 import { decodeManifest, encodeManifest } from './checkpoint.js';
 import { CollectorStore } from './collector-store.js';
@@ -33,6 +34,15 @@ async function image(v: NonNullable<ReturnType<CollectorStore['volume']>>, p: Pa
     else c.data!.copy(out, Number(c.offset));
   });
   return out;
+}
+
+/** For the resend tests: a write of `len` bytes of `fill`, and a mark. */
+function rwrite(off: number, fill: number, len = 512, flags = 0): JournalRecord {
+  return { ...write(off, Buffer.alloc(len, fill)), flags };
+}
+function mark(name: string): JournalRecord {
+  wall.advance(10_000_000n);
+  return { kind: RecordKind.Mark, flags: 0, seq: ++seq, time: clock.now(), offset: 0n, length: 0, payload: Buffer.from(name, 'utf8') };
 }
 
 beforeEach(async () => {
@@ -123,5 +133,82 @@ describe('VolumeStore', () => {
     expect(consolidationTarget({ seqAtCutoff: 100n, oldestMarkSeq: 40n, checkpointSeq: 10n })).toBe(40n);
     expect(consolidationTarget({ seqAtCutoff: 100n, oldestMarkSeq: undefined, checkpointSeq: 10n })).toBe(100n);
     expect(consolidationTarget({ seqAtCutoff: 5n, oldestMarkSeq: undefined, checkpointSeq: 10n })).toBe(10n);
+  });
+});
+
+describe('VolumeStore while the node resends the volume', () => {
+  it('refuses points between a resend BEGIN and its END, and serves those on either side exactly', async () => {
+    const v = await store.createVolume('v', BigInt(8 * KiB));
+    const before = rwrite(0, 1);
+    const begin = mark(RESEND_BEGIN_MARK);
+    const base = rwrite(4096, 7, 4096, RecordFlag.Base);
+    const live = rwrite(100, 2);
+    const end = mark(RESEND_END_MARK);
+    const after = rwrite(200, 3);
+    await v.append([before, begin, base, live, end, after]);
+
+    expect(v.resolve({ seq: before.seq }).seq).toBe(before.seq);
+    for (const s of [begin.seq, base.seq, live.seq]) {
+      expect(() => v.resolve({ seq: s })).toThrow(expect.objectContaining({ code: ErrorCodes.POINT_NOT_EXACT }));
+    }
+    // An instant resolves to the entry before it: inside the span is refused too.
+    expect(() => v.resolve({ time: live.time + 1n })).toThrow(/not an exact point.*pick an instant from the end on/);
+    await expect(v.diff({ seq: before.seq }, { seq: base.seq })).rejects.toMatchObject({ code: ErrorCodes.POINT_NOT_EXACT });
+    await expect(v.restore({ seq: live.seq }, async () => {})).rejects.toMatchObject({ code: ErrorCodes.POINT_NOT_EXACT });
+    expect(v.resolve({ seq: end.seq }).seq).toBe(end.seq);
+    expect(v.resolve({ time: after.time }).seq).toBe(after.seq);
+    // Rewind's own marks are not user marks.
+    expect(v.marks().map((m) => m.name)).toEqual([]);
+  });
+
+  it('keeps an unfinished resend open (latest state included) and remembers both kinds of span after reopening', async () => {
+    const v = await store.createVolume('v', BigInt(8 * KiB));
+    const a = rwrite(0, 1);
+    const b1 = mark(RESEND_BEGIN_MARK);
+    const copied = rwrite(512, 9, 512, RecordFlag.Base);
+    const e1 = mark(RESEND_END_MARK);
+    const b2 = mark(RESEND_BEGIN_MARK);
+    const c = rwrite(0, 2);
+    await v.append([a, b1, copied, e1, b2, c]);
+    expect(() => v.resolve({ seq: c.seq })).toThrow(/has been resending the volume since/);
+    expect(v.status().resendingSinceSeq).toBe(b2.seq);
+    await expect(v.addMark('now-please')).rejects.toMatchObject({ code: ErrorCodes.POINT_NOT_EXACT });
+    await store.close();
+    store = await CollectorStore.open(dir, { segmentBytes: 64 * KiB });
+    const w = store.volume('v')!;
+    expect(() => w.resolve({ seq: b1.seq })).toThrow(expect.objectContaining({ code: ErrorCodes.POINT_NOT_EXACT }));
+    expect(w.resolve({ seq: e1.seq }).seq).toBe(e1.seq);
+    expect(() => w.resolve({ seq: c.seq })).toThrow(expect.objectContaining({ code: ErrorCodes.POINT_NOT_EXACT }));
+    // A second BEGIN while one is open does not move its start; the next END closes it.
+    const again = mark(RESEND_BEGIN_MARK);
+    const e2 = mark(RESEND_END_MARK);
+    await w.append([again, e2]);
+    expect(() => w.resolve({ seq: b2.seq })).toThrow(expect.objectContaining({ code: ErrorCodes.POINT_NOT_EXACT }));
+    expect(w.resolve({ seq: e2.seq }).seq).toBe(e2.seq);
+    expect(w.status().resendingSinceSeq).toBeUndefined();
+  });
+
+  it('refuses user marks in Rewind\'s own namespace', async () => {
+    const v = await store.createVolume('v', BigInt(8 * KiB));
+    await v.append([rwrite(0, 1)]);
+    await expect(v.addMark('rewind:mine')).rejects.toMatchObject({ code: ErrorCodes.INVALID_ARGUMENT });
+    expect((await v.addMark('mine')).name).toBe('mine');
+  });
+
+  it('still consolidates through a resend span (retention cuts anywhere)', async () => {
+    const v = await store.createVolume('v', BigInt(8 * KiB));
+    const first = rwrite(0, 1);
+    const b = mark(RESEND_BEGIN_MARK);
+    const x = rwrite(0, 5);
+    const e = mark(RESEND_END_MARK);
+    await v.append([first, b, x, e, rwrite(1024, 6)]);
+    const r = await v.consolidate({ seq: x.seq });
+    expect(r.checkpointSeq).toBe(x.seq);
+    // The checkpoint was cut inside the span: reopened, the span runs from the checkpoint.
+    await store.close();
+    store = await CollectorStore.open(dir, { segmentBytes: 64 * KiB });
+    const w = store.volume('v')!;
+    expect(() => w.resolve({ seq: x.seq })).toThrow(expect.objectContaining({ code: ErrorCodes.POINT_NOT_EXACT }));
+    expect(w.resolve({ seq: e.seq }).seq).toBe(e.seq);
   });
 });
