@@ -76,4 +76,35 @@ describe('node volume: protecting a volume that already holds data', () => {
       await store.close();
     }
   });
+
+  it('after a full spool sent writes to the dirty bitmap, resends them once acks make room, and closes the span only then', async () => {
+    const root = tempDir('rewind-resend-dirty-');
+    dirs.push(root);
+    const vol = await openNodeVolume({ name: 'd', backingPath: path.join(root, 'vol.img'), size: BigInt(8 * MiB), spoolDir: path.join(root, 'spool'), spoolMaxBytes: 4 * MiB, fullPolicy: 'dirty-bitmap', mode: 'async' });
+    try {
+      await vol.resynced;
+      const data = randomBytes(64 * 1024);
+      for (let i = 0; i < 96; i++) await vol.backend.pwrite(data, BigInt(i * 64 * 1024), { fua: false });
+      expect(vol.spool.state).toBe('dirty-tracking');
+      expect(vol.spool.divertedWrites).toBeGreaterThan(0);
+      await vol.spool.sync();
+      // The collector acknowledges everything journaled so far: room again, so the node resends.
+      await vol.spool.ack(vol.spool.lastSeq);
+      await vol.resynced;
+      await vol.spool.sync();
+      expect(vol.spool.state).toBe('ok');
+      expect(vol.spool.dirtyExtents()).toEqual([]);
+      const recs: JournalRecord[] = [];
+      for (let next = vol.spool.ackedSeq + 1n; next <= vol.spool.lastSeq; ) {
+        const batch = await vol.spool.read(next);
+        recs.push(...batch);
+        next = batch[batch.length - 1]!.seq + 1n;
+      }
+      const marks = recs.filter((r) => r.kind === RecordKind.Mark).map((r) => r.payload.toString());
+      expect(marks[marks.length - 1]).toBe(RESEND_END_MARK);
+      expect(recs.some((r) => (r.flags & RecordFlag.Base) !== 0)).toBe(true);
+    } finally {
+      await vol.close();
+    }
+  });
 });

@@ -7,7 +7,7 @@ import { FileBackend } from '../nbd/file-backend.js';
 import { InflightApplies, journalFilter, type DurabilityMode } from './journal-filter.js';
 import { redoSpool } from './redo.js';
 import { runBaseCopy } from './base-copy.js';
-import { checkUserMarkName, RESEND_BEGIN_MARK, RESEND_END_MARK } from '../journal/resend-marks.js';
+import { checkUserMarkName, RESEND_BEGIN_MARK } from '../journal/resend-marks.js';
 import { RangeLock } from './range-lock.js';
 import { Shipper } from './shipper.js';
 import { Spool } from './spool.js';
@@ -128,11 +128,16 @@ export async function openNodeVolume(o: NodeVolumeOptions): Promise<NodeVolume> 
   spool.on('rebased', () => {
     resynced = resynced.then(() => initialSync(o.name, backing, spool, lock, false, log)).catch(logFailure);
   });
-  // When acks free the spool after it fell back to dirty tracking, resend what it missed.
-  spool.onState((state, prev) => {
-    if (prev === 'dirty-tracking' && state === 'ok') {
-      resynced = resynced.then(() => initialSync(o.name, backing, spool, lock, false, log)).catch(logFailure);
-    }
+  // When acks free the spool after it fell back to dirty tracking, resend what it missed
+  // (one resend queued at a time; it picks up everything dirty when it starts).
+  let resendQueued = false;
+  spool.on('resend-wanted', () => {
+    if (resendQueued) return;
+    resendQueued = true;
+    resynced = resynced.then(() => {
+      resendQueued = false;
+      return initialSync(o.name, backing, spool, lock, false, log);
+    }).catch(logFailure);
   });
 
   let closed = false;
@@ -215,24 +220,18 @@ async function initialSync(name: string, backing: Backend, spool: Spool, lock: R
   // mark is refused by the collector rather than restored from a partial copy.
   const begun = spool.mark(RESEND_BEGIN_MARK);
   log.info('resync started', { volume: name, why });
-  // If the spool fills up during the copy, some chunks were only marked dirty: then the
-  // bitmap must stay as it is and the next resync picks them up.
-  let wentDirty = spool.state === 'dirty-tracking';
-  const off = spool.onState((s) => {
-    if (s === 'dirty-tracking') wentDirty = true;
-  });
-  let res;
-  try {
-    await begun;
-    res = await runBaseCopy(opts);
-  } finally {
-    off();
-  }
-  if (!wentDirty) {
+  // If the spool fills up during the copy, some chunks or writes went to the dirty bitmap
+  // instead: then the bitmap must stay as it is and the next resync picks them up.
+  const divertedBefore = spool.divertedWrites;
+  await begun;
+  const res = await runBaseCopy(opts);
+  // Checked and cleared with no wait in between, so no diverted write is cleared unsent.
+  if (spool.divertedWrites === divertedBefore) {
     if (full) await spool.fullResyncDone();
     else if (dirty.length > 0) await spool.clearDirty(dirty);
-    // Every chunk is journaled: from here on the collector's copy is whole again.
-    await spool.mark(RESEND_END_MARK);
+    // Every chunk is journaled: from here on the collector's copy is whole again (unless a
+    // write went to the bitmap meanwhile; endResend checks, and that write's resend ends it).
+    spool.endResend();
   }
   await spool.sync();
   log.info('resync done', { volume: name, why, bytes: res.bytesCopied, protectionStartSeq: res.protectionStartSeq });

@@ -11,7 +11,7 @@ import { coalesceBatch } from './spool-coalesce.js';
 import type { Extent } from './spool-dirty-bitmap.js';
 import { SpoolSideFiles } from './spool-side-files.js';
 import { SpoolTailCache } from './spool-tail-cache.js';
-import { RESEND_BEGIN_MARK } from '../journal/resend-marks.js';
+import { RESEND_BEGIN_MARK, RESEND_END_MARK } from '../journal/resend-marks.js';
 
 export interface SpoolOptions {
   volumeSize: bigint;
@@ -79,6 +79,7 @@ export class Spool extends EventEmitter {
   private _ackedSeq: bigint;
   private rebasing = false;
   private freeing: Promise<void> = Promise.resolve();
+  private diverted = 0;
 
   private constructor(
     readonly dir: string,
@@ -180,7 +181,9 @@ export class Spool extends EventEmitter {
     if (this.o.fullPolicy === 'dirty-bitmap') {
       // The first write the journal misses: from here the collector's copy lacks writes
       // until the dirty extents are resent, so say so in the journal before acknowledging it.
-      if ((this.side.bitmap?.count ?? 0) === 0) this.appendNow(resendBegin());
+      // (A rebase appends its own, as the first entry of the new journal.)
+      if (!this.rebasing && (this.side.bitmap?.count ?? 0) === 0) this.appendNow(resendBegin());
+      this.diverted++;
       await this.side.markDirty(e.offset, e.length);
       this.updateState();
       return null;
@@ -348,6 +351,25 @@ export class Spool extends EventEmitter {
     }
     if (this.pos && this.pos.segmentFirstSeq < this.writer.firstSeq) this.pos = null;
     this.wakeBlocked();
+    // Room again after writes went to the dirty bitmap: whoever owns the device resends them.
+    if ((this.side.bitmap?.count ?? 0) > 0 && this.blocked.length === 0 && this.hasRoom(RECORD_HEADER_SIZE)) this.emit('resend-wanted');
+  }
+
+  /** Writes sent to the dirty bitmap instead of the journal, ever (a resend compares it before and after). */
+  get divertedWrites(): number {
+    return this.diverted;
+  }
+
+  /**
+   * A resend finished: append the resend-end mark if the journal now describes the whole
+   * device (nothing dirty, no full resync pending). Synchronous, so no write can be
+   * diverted between the check and the mark. Returns whether the mark went in.
+   */
+  endResend(): boolean {
+    this.checkOpen();
+    if (this.rebasing || (this.side.bitmap?.count ?? 0) > 0 || this.side.needsFullResync) return false;
+    this.appendNow({ kind: RecordKind.Mark, flags: 0, offset: 0n, length: 0, payload: Buffer.from(RESEND_END_MARK, 'utf8') });
+    return true;
   }
 
   /** Extents that must be resent from the backing volume (dirty-bitmap policy). */
