@@ -188,6 +188,23 @@ describe('VolumeStore while the node resends the volume', () => {
     expect(w.status().resendingSinceSeq).toBeUndefined();
   });
 
+  it('refuses the empty state before an initial copy, and does not consolidate into a resend still open', async () => {
+    const v = await store.createVolume('v', BigInt(8 * KiB));
+    const b = mark(RESEND_BEGIN_MARK);
+    const x = rwrite(0, 5, 512, RecordFlag.Base);
+    const e = mark(RESEND_END_MARK);
+    const y = rwrite(1024, 6);
+    const b2 = mark(RESEND_BEGIN_MARK);
+    const z = rwrite(2048, 7, 512, RecordFlag.Base);
+    await v.append([b, x, e, y, b2, z]);
+    // The volume held data the collector had not seen yet: its "empty" state is no instant.
+    expect(() => v.resolve({ seq: 0n })).toThrow(expect.objectContaining({ code: ErrorCodes.POINT_NOT_EXACT }));
+    expect(v.resolve({ seq: e.seq }).seq).toBe(e.seq);
+    const r = await v.consolidate({ seq: z.seq });
+    expect(r.checkpointSeq).toBe(y.seq);
+    expect(() => v.resolve({ seq: z.seq })).toThrow(expect.objectContaining({ code: ErrorCodes.POINT_NOT_EXACT }));
+  });
+
   it('refuses user marks in Rewind\'s own namespace', async () => {
     const v = await store.createVolume('v', BigInt(8 * KiB));
     await v.append([rwrite(0, 1)]);

@@ -196,7 +196,9 @@ export class VolumeStore {
    */
   private learnResendMark(seq: bigint, name: string): void {
     if (name === RESEND_BEGIN_MARK) {
-      this.resendOpen ??= seq;
+      // A volume's first entry being a BEGIN (the initial copy of a volume that held data):
+      // the empty state before it was never the device's either.
+      this.resendOpen ??= seq === 1n && this.ckpt.seq === 0n ? 0n : seq;
     } else if (name === RESEND_END_MARK) {
       this.resends.push({ from: this.resendOpen ?? this.ckpt.seq, to: seq });
       this.resendOpen = undefined;
@@ -367,7 +369,10 @@ export class VolumeStore {
    */
   consolidate(upTo: Point): Promise<{ checkpointSeq: bigint; freedBytes: number }> {
     return this.history.write(async () => {
-      const r = this.resolveAny(upTo);
+      let r = this.resolveAny(upTo);
+      // A checkpoint inside a resend still open would take the span's start with it (spans
+      // are rebuilt from the journal on open): stop just before it.
+      if (this.resendOpen !== undefined && r.seq >= this.resendOpen) r = { seq: this.resendOpen - 1n, time: this.timeOfSeq(this.resendOpen - 1n) };
       if (r.seq <= this.ckpt.seq) return { checkpointSeq: this.ckpt.seq, freedBytes: 0 };
       await this.locator.catchUp(this.index, r.seq);
       const cw = await CheckpointWriter.create(path.join(this.dir, 'checkpoints'), r.seq, this.size);
