@@ -38,6 +38,7 @@ export class Transmission {
   private inflightCount = 0;
   private paused = false;
   private disconnecting = false;
+  private finishing = false;
   private dead = false;
   /** Over-long WRITE being discarded: its request and how many payload bytes remain. */
   private draining: { req: NbdRequest; left: number } | undefined;
@@ -267,11 +268,17 @@ export class Transmission {
     queueMicrotask(() => this.pump());
   }
 
+  /**
+   * After DISC, once nothing is in flight: the reply of the request that just finished is
+   * sent after this runs (finish → end → here), so the connection closes at the end of the
+   * turn, not now.
+   */
   private maybeFinish(): void {
-    if (this.disconnecting && this.inflightCount === 0 && !this.dead) {
-      this.dead = true;
+    if (this.disconnecting && this.inflightCount === 0 && !this.dead && !this.finishing) {
+      this.finishing = true;
       setImmediate(() => {
         this.flushDone();
+        this.dead = true;
         this.socket.end();
       });
     }

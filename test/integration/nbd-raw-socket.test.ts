@@ -165,6 +165,36 @@ describe('NBD server against malformed and hostile input on a raw socket', () =>
     await stillServes();
   });
 
+  it('replies to every request sent before DISC, then closes', async () => {
+    const c = await RawClient.connect(port);
+    await c.go();
+    // Writes, a read and a flush still in flight when DISC arrives, all in one packet.
+    const h = (type: number, offset: number, length: number, handle: number) => {
+      const b = Buffer.alloc(28);
+      b.writeUInt32BE(C.NBD_REQUEST_MAGIC, 0);
+      b.writeUInt16BE(type, 6);
+      b.writeBigUInt64BE(BigInt(handle), 8);
+      b.writeBigUInt64BE(BigInt(offset), 16);
+      b.writeUInt32BE(length, 24);
+      return b;
+    };
+    c.sock.write(Buffer.concat([
+      h(C.NBD_CMD_WRITE, 1 << 20, 4096, 11), Buffer.alloc(4096, 0x5a),
+      h(C.NBD_CMD_WRITE, 2 << 20, 256 * 1024, 12), Buffer.alloc(256 * 1024, 0x5b),
+      h(C.NBD_CMD_FLUSH, 0, 0, 13),
+      h(C.NBD_CMD_DISC, 0, 0, 14),
+    ]));
+    const handles: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await c.simpleReply();
+      expect(r.error).toBe(0);
+      handles.push(r.handle);
+    }
+    expect(handles.sort()).toEqual([11, 12, 13]);
+    await c.closed;
+    await qemuIo(uri, ['read -P 0x5a 1M 4k', 'read -P 0x5b 2M 256k']);
+  });
+
   it('answers over-long READ and WRITE with EOVERFLOW, discarding the write payload, and stays framed', async () => {
     const c = await RawClient.connect(port);
     await c.go();
