@@ -37,6 +37,7 @@ interface QueuedWrite {
 function writevFully(fd: number, bufs: Buffer[], pos: number, cb: (err: NodeJS.ErrnoException | null) => void): void {
   fs.writev(fd, bufs, pos, (err, n) => {
     if (err) return cb(err);
+    if (n === 0) return cb(Object.assign(new Error('pwritev wrote nothing'), { code: 'EIO' }));
     let left = n;
     let i = 0;
     while (i < bufs.length && left >= bufs[i]!.length) left -= bufs[i++]!.length;
@@ -69,6 +70,7 @@ export class FileBackend implements Backend {
   private firstStallAt = 0;
   private readonly writeQueue: QueuedWrite[] = [];
   private writing = false;
+  private readonly idleWaiters: Array<() => void> = [];
 
   private constructor(
     readonly path: string,
@@ -221,6 +223,7 @@ export class FileBackend implements Backend {
     const first = this.writeQueue.shift();
     if (!first) {
       this.writing = false;
+      for (const w of this.idleWaiters.splice(0)) w();
       return;
     }
     this.writing = true;
@@ -293,6 +296,8 @@ export class FileBackend implements Backend {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // Queued pool writes go out first: after close their fd number may be another file's.
+    if (this.writing) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     await new Promise<void>((resolve) => fs.close(this.fd, () => resolve()));
   }
 }
