@@ -235,7 +235,7 @@ export class JournalWriter {
 
   private readonly scheduledKick = (): void => {
     this.kickScheduled = false;
-    this.kick();
+    if (!this.closed) this.kick();
   };
 
   private kick(): void {
@@ -333,7 +333,8 @@ export class JournalWriter {
   /** Write and fdatasync everything, then close. Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
-    if (!this.failed) await this.sync();
+    // Until nothing is left: an append made while the last sync finished is synced too.
+    while (!this.failed && this._lastSeq > this._durableSeq) await this.sync();
     this.closed = true;
     while (this.pumping) await new Promise((r) => setImmediate(r));
     fs.closeSync(this.fd);

@@ -198,13 +198,18 @@ export function journalFilter(opts: JournalFilterOptions): Filter {
 
     /** The spool must wait (full, or its writer behind): the same steps through append(). */
     const general = async (release: Release, e: SpoolEntry, apply: () => Promise<void>, fua: boolean): Promise<void> => {
-      let rec: JournalRecord | null;
+      // Both settle before the range is released, even when one fails: a later overlapping
+      // write must not reach the device while this one is still being written.
+      let settled: [PromiseSettledResult<JournalRecord | null>, PromiseSettledResult<void>];
       try {
-        [rec] = await Promise.all([spool.append(e), opts.applies ? opts.applies.track(apply()) : apply()]);
+        settled = await Promise.allSettled([spool.append(e), opts.applies ? opts.applies.track(apply()) : apply()]);
       } finally {
         release();
       }
-      await afterJournal(rec, fua);
+      const [journaled, applied] = settled;
+      if (journaled.status === 'rejected') throw journaled.reason;
+      if (applied.status === 'rejected') throw applied.reason;
+      await afterJournal(journaled.value, fua);
     };
 
     const mutate = (offset: bigint, length: number, kind: RecordKind, flags: number, payload: Buffer, apply: () => Promise<void>, fua: boolean): Promise<void> => {
