@@ -209,7 +209,7 @@ export class VolumeStore {
   private checkExact(p: Point, r: { seq: bigint; time: bigint }): void {
     const span = this.resendOpen !== undefined && r.seq >= this.resendOpen ? { from: this.resendOpen, to: undefined } : this.resends.find((x) => r.seq >= x.from && r.seq < x.to);
     if (!span) return;
-    const from = `seq ${span.from} (${formatNs(this.timeOfSeq(span.from))})`;
+    const from = `seq ${span.from} (${formatNs(span.from <= this.ckpt.seq ? this.earliestTime() : this.timeOfSeq(span.from))})`;
     const why = span.to === undefined
       ? `the node has been resending the volume since ${from} and has not finished; wait for it (rewind status) or pick an instant before it`
       : `the node was resending the volume from ${from} to seq ${span.to} (${formatNs(this.timeOfSeq(span.to))}); pick an instant from the end on, or before the start`;
