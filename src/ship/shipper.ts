@@ -304,12 +304,14 @@ export class Shipper {
       let bytes = 0;
       const entries: EntryMsg[] = recs.map((r) => {
         bytes += RECORD_HEADER_SIZE + r.payload.length;
+        // bigints as they are: the Append codec writes them as varints directly (decimal
+        // strings cost two parses per field per entry, a tenth of `rewind up` at 4 KiB QD16).
         return {
-          seq: r.seq.toString(),
-          time: r.time.toString(),
+          seq: r.seq,
+          time: r.time,
           kind: r.kind,
           flags: r.flags,
-          offset: r.offset.toString(),
+          offset: r.offset,
           length: r.length,
           payload: r.payload,
           crc: r.crc ?? encodeHeader(r).readUInt32LE(44),

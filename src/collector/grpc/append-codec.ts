@@ -31,8 +31,10 @@ function varintSize(n: number): number {
   return size;
 }
 
+const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
 function u64Size(v: bigint): number {
-  return v < BigInt(Number.MAX_SAFE_INTEGER) ? varintSize(Number(v)) : Math.ceil(Math.max(1, v.toString(2).length) / 7);
+  return v < SAFE ? varintSize(Number(v)) : Math.ceil(Math.max(1, v.toString(2).length) / 7);
 }
 
 function writeVarint(buf: Buffer, pos: number, n: number): number {
@@ -45,7 +47,7 @@ function writeVarint(buf: Buffer, pos: number, n: number): number {
 }
 
 function writeU64(buf: Buffer, pos: number, v: bigint): number {
-  if (v < BigInt(Number.MAX_SAFE_INTEGER)) return writeVarint(buf, pos, Number(v));
+  if (v < SAFE) return writeVarint(buf, pos, Number(v));
   while (v >= 0x80n) {
     buf[pos++] = Number(v & 0x7fn) | 0x80;
     v >>= 7n;
