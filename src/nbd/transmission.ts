@@ -11,9 +11,10 @@ import {
 import type { NegotiatedSession } from './handshake/state.js';
 import { blockStatusReply, simpleReply, STRUCTURED_READ_PREFIX, structuredDone, structuredError, writeOffsetDataPrefix, writeSimpleHeader, writeStructuredHeader } from './reply.js';
 
+import { parseRequestHeader, type NbdRequest } from './request.js';
+
 /** Room for the done replies of one turn: 100 structured ones, well above any queue depth seen. */
 const DONE_BATCH_BYTES = 2000;
-import { parseRequestHeader, type NbdRequest } from './request.js';
 
 /**
  * The transmission phase of one connection. Requests are parsed synchronously from the
