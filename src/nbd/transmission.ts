@@ -10,7 +10,6 @@ import {
 } from './constants.js';
 import type { NegotiatedSession } from './handshake/state.js';
 import { blockStatusReply, simpleReply, STRUCTURED_READ_PREFIX, structuredDone, structuredError, writeOffsetDataPrefix, writeSimpleHeader, writeStructuredHeader } from './reply.js';
-
 import { parseRequestHeader, type NbdRequest } from './request.js';
 
 /** Room for the done replies of one turn: 100 structured ones, well above any queue depth seen. */
