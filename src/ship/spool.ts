@@ -49,8 +49,8 @@ interface Blocked {
   reject: (e: unknown) => void;
 }
 
-function resendBegin(): SpoolEntry {
-  return { kind: RecordKind.Mark, flags: 0, offset: 0n, length: 0, payload: Buffer.from(RESEND_BEGIN_MARK, 'utf8') };
+function markEntry(name: string): SpoolEntry {
+  return { kind: RecordKind.Mark, flags: 0, offset: 0n, length: 0, payload: Buffer.from(name, 'utf8') };
 }
 
 /** Appends wait while more than this is queued in memory for the journal write. */
@@ -182,7 +182,7 @@ export class Spool extends EventEmitter {
       // The first write the journal misses: from here the collector's copy lacks writes
       // until the dirty extents are resent, so say so in the journal before acknowledging it.
       // (A rebase appends its own, as the first entry of the new journal.)
-      if (!this.rebasing && (this.side.bitmap?.count ?? 0) === 0) this.appendNow(resendBegin());
+      if (!this.rebasing && (this.side.bitmap?.count ?? 0) === 0) this.appendNow(markEntry(RESEND_BEGIN_MARK));
       this.diverted++;
       await this.side.markDirty(e.offset, e.length);
       this.updateState();
@@ -206,7 +206,7 @@ export class Spool extends EventEmitter {
   /** A named point, ordered with the writes around it. Never dropped to the bitmap. */
   async mark(name: string): Promise<JournalRecord> {
     this.checkOpen();
-    const e: SpoolEntry = { kind: RecordKind.Mark, flags: 0, offset: 0n, length: 0, payload: Buffer.from(name, 'utf8') };
+    const e = markEntry(name);
     const size = RECORD_HEADER_SIZE + e.payload.length;
     // Under 'dirty-bitmap' a mark may overshoot maxBytes by its few bytes rather than be lost.
     if (this.blocked.length === 0 && !this.rebasing && (this.o.fullPolicy === 'dirty-bitmap' || this.hasRoom(size))) return this.appendNow(e);
@@ -242,7 +242,7 @@ export class Spool extends EventEmitter {
       this.clock.observe(old.lastTime);
       this.cache = new SpoolTailCache(this.o.tailCacheBytes);
       // The collector's copy no longer matches the device until the full resync is done.
-      this.appendNow(resendBegin());
+      this.appendNow(markEntry(RESEND_BEGIN_MARK));
       this.pos = null;
     } finally {
       this.rebasing = false;
@@ -368,7 +368,7 @@ export class Spool extends EventEmitter {
   endResend(): boolean {
     this.checkOpen();
     if (this.rebasing || (this.side.bitmap?.count ?? 0) > 0 || this.side.needsFullResync) return false;
-    this.appendNow({ kind: RecordKind.Mark, flags: 0, offset: 0n, length: 0, payload: Buffer.from(RESEND_END_MARK, 'utf8') });
+    this.appendNow(markEntry(RESEND_END_MARK));
     return true;
   }
 
