@@ -17,16 +17,22 @@ afterAll(() => {
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
 });
 
-describe('JournalWriter', () => {
+describe.each([false, true])('JournalWriter (directIo %s)', (directIo) => {
+  const open = (d: string, o: Parameters<typeof JournalWriter.open>[1] = {}) => JournalWriter.open(d, { directIo, ...o });
+
   it('creates a journal, appends, syncs and reads back every record', async () => {
     const d = dir();
-    const w = await JournalWriter.open(d);
+    const w = await open(d);
     for (let s = 1n; s <= 50n; s++) w.append(writeRec(s, 1 + Number(s) * 37));
     expect(w.lastSeq).toBe(50n);
     await w.sync();
     expect(w.durableSeq).toBe(50n);
-    expect(w.bytes).toBe(fs.statSync(path.join(d, segmentName(1n))).size);
+    // Direct writes go in whole blocks: the open tail is padded with zeros, dropped at close.
+    const seg = path.join(d, segmentName(1n));
+    expect(fs.statSync(seg).size).toBe(directIo ? Math.ceil(w.bytes / 4096) * 4096 : w.bytes);
+    const bytes = w.bytes;
     await w.close();
+    expect(fs.statSync(seg).size).toBe(bytes);
     const recs = await collect(d);
     expect(recs.map((r) => r.seq)).toEqual(Array.from({ length: 50 }, (_, i) => BigInt(i + 1)));
     expect(recs.every(checkRec)).toBe(true);
@@ -34,10 +40,10 @@ describe('JournalWriter', () => {
 
   it('recovers lastSeq and lastTime on reopen and continues the sequence', async () => {
     const d = dir();
-    let w = await JournalWriter.open(d);
+    let w = await open(d);
     for (let s = 1n; s <= 10n; s++) w.append(writeRec(s));
     await w.close();
-    w = await JournalWriter.open(d);
+    w = await open(d);
     expect(w.lastSeq).toBe(10n);
     expect(w.lastTime).toBe(writeRec(10n).time);
     w.append(writeRec(11n));
@@ -46,7 +52,7 @@ describe('JournalWriter', () => {
   });
 
   it('rejects a seq gap and a time that does not increase', async () => {
-    const w = await JournalWriter.open(dir());
+    const w = await open(dir());
     w.append(writeRec(1n));
     let err: unknown;
     try { w.append(writeRec(3n)); } catch (e) { err = e; }
@@ -57,7 +63,7 @@ describe('JournalWriter', () => {
 
   it('rotates segments at segmentBytes, reads across them, and reopens on the new tail', async () => {
     const d = dir();
-    const w = await JournalWriter.open(d, { segmentBytes: 64 * 1024 });
+    const w = await open(d, { segmentBytes: 64 * 1024 });
     for (let s = 1n; s <= 100n; s++) w.append(writeRec(s, 4000));
     await w.sync();
     const files = fs.readdirSync(d).filter((f) => f.endsWith('.seg')).sort();
@@ -67,7 +73,7 @@ describe('JournalWriter', () => {
     const recs = await collect(d);
     expect(recs.length).toBe(100);
     expect(recs.every(checkRec)).toBe(true);
-    const w2 = await JournalWriter.open(d, { segmentBytes: 64 * 1024 });
+    const w2 = await open(d, { segmentBytes: 64 * 1024 });
     expect(w2.lastSeq).toBe(100n);
     w2.append(writeRec(101n, 4000));
     await w2.close();
@@ -76,7 +82,7 @@ describe('JournalWriter', () => {
 
   it('removes whole segments below an acked seq but never the one being written', async () => {
     const d = dir();
-    const w = await JournalWriter.open(d, { segmentBytes: 64 * 1024 });
+    const w = await open(d, { segmentBytes: 64 * 1024 });
     for (let s = 1n; s <= 100n; s++) w.append(writeRec(s, 4000));
     await w.sync();
     const before = w.bytes;
@@ -96,7 +102,7 @@ describe('JournalWriter', () => {
 
   it('reads a time window and a seq window', async () => {
     const d = dir();
-    const w = await JournalWriter.open(d);
+    const w = await open(d);
     for (let s = 1n; s <= 20n; s++) w.append(writeRec(s));
     w.append({ kind: RecordKind.Mark, flags: 0, seq: 21n, time: T0 + 21_000n, offset: 0n, length: 0, payload: Buffer.from('m1') });
     await w.close();
@@ -107,20 +113,20 @@ describe('JournalWriter', () => {
 
   it('starts a new journal at firstSeq and refuses to create when create is false', async () => {
     const d = dir();
-    const w = await JournalWriter.open(d, { firstSeq: 500n });
+    const w = await open(d, { firstSeq: 500n });
     w.append(writeRec(500n));
     await w.close();
     expect(fs.readdirSync(d)).toContain(segmentName(500n));
-    await expect(JournalWriter.open(path.join(dir(), 'nope'), { create: false })).rejects.toThrow();
+    await expect(open(path.join(dir(), 'nope'), { create: false })).rejects.toThrow();
   });
 
   it('handles a half-created segment (torn header) left by a crash during rotation', async () => {
     const d = dir();
-    const w = await JournalWriter.open(d);
+    const w = await open(d);
     for (let s = 1n; s <= 5n; s++) w.append(writeRec(s));
     await w.close();
     fs.writeFileSync(path.join(d, segmentName(6n)), Buffer.from('RWNDSEG1\x01\x00'));
-    const w2 = await JournalWriter.open(d);
+    const w2 = await open(d);
     expect(w2.lastSeq).toBe(5n);
     expect(fs.readdirSync(d).some((f) => f.startsWith(segmentName(6n)) && f.includes('.torn-'))).toBe(true);
     w2.append(writeRec(6n));
@@ -130,7 +136,7 @@ describe('JournalWriter', () => {
 
   it('resolves concurrent syncs in order, each covering what was appended before it, and drains', async () => {
     const d = dir();
-    const w = await JournalWriter.open(d, { segmentBytes: 256 * 1024 });
+    const w = await open(d, { segmentBytes: 256 * 1024 });
     const seen: bigint[] = [];
     const syncs: Promise<void>[] = [];
     for (let s = 1n; s <= 200n; s++) {

@@ -3,6 +3,7 @@ import fsp from 'node:fs/promises';
 import { ErrorCodes, fromSystemError, RewindError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { encodeHeader, MAX_RECORD_PAYLOAD, RECORD_HEADER_SIZE, type JournalRecord } from './record.js';
+import { DirectAppender } from './direct-append.js';
 import { openTail } from './writer-recover.js';
 import { DEFAULT_SEGMENT_BYTES, encodeSegmentHeader, fsyncDir, SEGMENT_HEADER_SIZE, segmentName } from './segment.js';
 import path from 'node:path';
@@ -22,6 +23,11 @@ export interface JournalWriterOptions {
   dropCorrupt?: boolean;
   /** Called each time records up to `seq` have been handed to the kernel (written, not yet synced). */
   onWritten?: (seq: bigint) => void;
+  /**
+   * Write segments with O_DIRECT (direct-append.ts) where the filesystem allows it; falls
+   * back to buffered writes where it does not. Default false.
+   */
+  directIo?: boolean;
 }
 
 interface Seg {
@@ -92,16 +98,19 @@ export class JournalWriter {
   private _durableSeq: bigint;
   private totalBytes: number;
   private pending = 0;
+  /** Set when the current segment is written O_DIRECT. */
+  private direct: DirectAppender | null;
 
   private constructor(
     readonly dir: string,
     private readonly segmentBytes: number,
     private readonly log: Logger,
-    init: { segs: Seg[]; fd: number; lastSeq: bigint; lastTime: bigint },
+    init: { segs: Seg[]; fd: number; direct: DirectAppender | null; lastSeq: bigint; lastTime: bigint },
     private readonly onWritten?: (seq: bigint) => void,
   ) {
     this.segs = init.segs;
     this.fd = init.fd;
+    this.direct = init.direct;
     this.physSeg = init.segs[init.segs.length - 1];
     this.physPos = this.physSeg.size;
     this._lastSeq = this.writtenSeqValue = this._durableSeq = init.lastSeq;
@@ -117,13 +126,18 @@ export class JournalWriter {
     const log = opts.logger ?? silentLogger;
     const tail = await openTail(dir, { create: opts.create ?? true, firstSeq: opts.firstSeq ?? 1n, dropCorrupt: opts.dropCorrupt ?? false, log });
     const segs: Seg[] = tail.segments.map((s) => ({ firstSeq: s.firstSeq, path: s.path, size: s.size }));
+    const last = segs[segs.length - 1];
     let fd: number;
+    let direct: DirectAppender | null = null;
     try {
-      fd = fs.openSync(segs[segs.length - 1].path, 'r+');
+      const d = opts.directIo ? DirectAppender.open(last.path, last.size, false) : null;
+      if (opts.directIo && !d) log.info('the filesystem refuses O_DIRECT; journal writes go through the page cache', { dir });
+      fd = d ? d.fd : fs.openSync(last.path, 'r+');
+      direct = d?.appender ?? null;
     } catch (err) {
-      throw fromSystemError(err, `open journal segment ${segs[segs.length - 1].path}`);
+      throw fromSystemError(err, `open journal segment ${last.path}`);
     }
-    return new JournalWriter(dir, segmentBytes, log, { segs, fd, lastSeq: tail.lastSeq, lastTime: tail.lastTime }, opts.onWritten);
+    return new JournalWriter(dir, segmentBytes, log, { segs, fd, direct, lastSeq: tail.lastSeq, lastTime: tail.lastTime }, opts.onWritten);
   }
 
   get lastSeq(): bigint {
@@ -275,20 +289,27 @@ export class JournalWriter {
 
   private async runOp(op: Op): Promise<void> {
     if (op.create) {
-      // Old segment complete and durable before the new one exists (see class comment).
+      // Old segment complete and durable before the new one exists (see class comment);
+      // without the padding of a direct write, which only the last segment may end with.
+      this.direct?.finish();
       await fdatasync(this.fd);
       this.markDurable(this.writtenSeqValue);
       fs.closeSync(this.fd);
-      const fd = fs.openSync(op.seg.path, fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_RDWR, 0o644);
+      const header = encodeSegmentHeader({ firstSeq: op.seg.firstSeq, createdNs: BigInt(Date.now()) * 1_000_000n });
+      const d = this.direct ? DirectAppender.open(op.seg.path, 0, true, this.direct) : null;
+      const fd = d ? d.fd : fs.openSync(op.seg.path, fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_RDWR, 0o644);
       this.fd = fd;
+      this.direct = d?.appender ?? null;
       this.physSeg = op.seg;
-      await writevAll(fd, [encodeSegmentHeader({ firstSeq: op.seg.firstSeq, createdNs: BigInt(Date.now()) * 1_000_000n })], 0);
+      if (this.direct) await this.direct.append([header]);
+      else await writevAll(fd, [header], 0);
       await fsyncFd(fd);
       await fsyncDir(this.dir);
       this.physPos = SEGMENT_HEADER_SIZE;
     }
     if (op.bufs.length > 0) {
-      await writevAll(this.fd, op.bufs, this.physPos);
+      if (this.direct) await this.direct.append(op.bufs);
+      else await writevAll(this.fd, op.bufs, this.physPos);
       this.physPos += op.bytes;
       this.pending -= op.bytes;
       this.writtenSeqValue = op.lastSeq;
@@ -337,6 +358,10 @@ export class JournalWriter {
     while (!this.failed && this._lastSeq > this._durableSeq) await this.sync();
     this.closed = true;
     while (this.pumping) await new Promise((r) => setImmediate(r));
+    if (this.direct && !this.failed) {
+      this.direct.finish();
+      await fdatasync(this.fd);
+    }
     fs.closeSync(this.fd);
   }
 }

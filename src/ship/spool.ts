@@ -37,6 +37,13 @@ export interface SpoolOptions {
    * mark-compact every 150–300 ms (--trace-gc), about a sixth of the event loop.
    */
   tailCacheBytes?: number;
+  /**
+   * Write the journal O_DIRECT where the filesystem allows it (default true): journaled
+   * bytes are written once and read back rarely (the shipper reads recent entries from
+   * memory), so the page cache would only hold a second copy of every write
+   * (src/journal/direct-append.ts has the numbers).
+   */
+  directIo?: boolean;
 }
 
 export type SpoolState = 'ok' | 'blocked' | 'dirty-tracking';
@@ -107,7 +114,7 @@ export class Spool extends EventEmitter {
     // Readers (the shipper) see an entry once the kernel has it: set once the spool exists.
     let self: Spool | undefined;
     const onWritten = (seq: bigint) => self?.wakeReaders(seq);
-    let writer = await JournalWriter.open(jdir, { segmentBytes, logger: log, firstSeq: side.ackedSeq + 1n, onWritten });
+    let writer = await JournalWriter.open(jdir, { segmentBytes, logger: log, firstSeq: side.ackedSeq + 1n, onWritten, directIo: opts.directIo ?? true });
     if (side.ackedSeq > writer.lastSeq) {
       // The collector holds entries this journal no longer has (they were shipped before
       // they were durable here, then a crash lost them). Everything local is acked, so set
@@ -118,7 +125,7 @@ export class Spool extends EventEmitter {
       await fsp.rename(jdir, aside);
       log.error('spool journal is behind the collector; set aside, full resync required', { lastSeq: writer.lastSeq, ackedSeq: side.ackedSeq, aside });
       await side.requireFullResync();
-      writer = await JournalWriter.open(jdir, { segmentBytes, logger: log, firstSeq: side.ackedSeq + 1n, onWritten });
+      writer = await JournalWriter.open(jdir, { segmentBytes, logger: log, firstSeq: side.ackedSeq + 1n, onWritten, directIo: opts.directIo ?? true });
     }
     if (side.ackedSeq < writer.firstSeq - 1n) side.ackedSeq = writer.firstSeq - 1n;
     const clock = opts.clock ?? new HybridClock();
@@ -238,7 +245,7 @@ export class Spool extends EventEmitter {
       this.side.ackedSeq = collectorSeq;
       this._ackedSeq = collectorSeq;
       await this.side.requireFullResync();
-      this.writer = await JournalWriter.open(jdir, { segmentBytes: this.segmentBytes, logger: this.log, firstSeq: collectorSeq + 1n, onWritten: (seq) => this.wakeReaders(seq) });
+      this.writer = await JournalWriter.open(jdir, { segmentBytes: this.segmentBytes, logger: this.log, firstSeq: collectorSeq + 1n, onWritten: (seq) => this.wakeReaders(seq), directIo: this.o.directIo ?? true });
       this.clock.observe(old.lastTime);
       this.cache = new SpoolTailCache(this.o.tailCacheBytes);
       // The collector's copy no longer matches the device until the full resync is done.
