@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { checkRec, collect, tempDir, writeRec } from '../../test/helpers/journal-fixtures.js';
-import { DIRECT_ALIGN, DirectAppender } from './direct-append.js';
+import { DIRECT_ALIGN, logAt, openSegmentFile, SegmentLog } from './direct-append.js';
 import { segmentName } from './segment.js';
 import { verifyJournal } from './verify.js';
 import { JournalWriter } from './writer.js';
@@ -23,40 +23,66 @@ function pattern(len: number, seed: number): Buffer {
   return b;
 }
 
-describe('DirectAppender', () => {
+describe('SegmentLog', () => {
   it('lays pieces of any size end to end, across blocks and staging chunks, padded with zeros only past the end', async () => {
     const f = path.join(dir(), 'seg');
-    const o = DirectAppender.open(f, 0, true);
-    expect(o).not.toBeNull();
-    const { fd, appender } = o!;
+    const { fd, direct } = openSegmentFile(f, true);
+    expect(direct).toBe(true);
+    const log = new SegmentLog(0);
     const want: Buffer[] = [];
     // Sizes chosen to end inside a block, exactly on one, and to straddle the 1 MiB chunks.
     const sizes = [1, 63, 4096 - 64, 4096, 5000, (1 << 20) - 7, 3 << 20, 12, 1 << 20, 777];
     let seed = 1;
     for (const n of sizes) {
       const piece = [pattern(n, seed++), pattern(48, seed++)];
-      want.push(...piece);
-      await appender.append(piece);
+      want.push(...piece.map((b) => Buffer.from(b)));
+      log.append(piece);
+      // The caller's buffers are free once append returns.
+      piece[0]!.fill(0xee);
       const all = Buffer.concat(want);
-      expect(appender.position).toBe(all.length);
+      expect(log.position).toBe(all.length);
+      await log.writeTo(fd, all.length);
       const onDisk = fs.readFileSync(f);
       expect(onDisk.length).toBe(Math.ceil(all.length / DIRECT_ALIGN) * DIRECT_ALIGN);
       expect(onDisk.subarray(0, all.length).equals(all)).toBe(true);
       expect(onDisk.subarray(all.length).every((b) => b === 0)).toBe(true);
     }
-    appender.finish();
+    log.finish(fd);
     fs.closeSync(fd);
     expect(fs.readFileSync(f).equals(Buffer.concat(want))).toBe(true);
+  });
+
+  it('writes only up to the target while later appends wait in memory', async () => {
+    const f = path.join(dir(), 'seg');
+    const { fd } = openSegmentFile(f, true);
+    const log = new SegmentLog(0);
+    const a = pattern(6000, 1);
+    const b = pattern(9000, 2);
+    log.append([a]);
+    log.append([b]);
+    const first = log.writeTo(fd, a.length);
+    log.append([pattern(100, 3)]);
+    await first;
+    const onDisk = fs.readFileSync(f);
+    expect(onDisk.subarray(0, a.length).equals(a)).toBe(true);
+    expect(onDisk.subarray(a.length).every((x) => x === 0)).toBe(true);
+    await log.writeTo(fd, a.length + b.length);
+    log.finish(fd);
+    fs.closeSync(fd);
+    expect(fs.readFileSync(f).equals(Buffer.concat([a, b]))).toBe(true);
+    expect(() => log.append([a])).toThrow(/released/);
   });
 
   it('continues a file at its logical end, keeping the bytes of the partial block', async () => {
     const f = path.join(dir(), 'seg');
     const head = pattern(10_000, 9);
     fs.writeFileSync(f, head);
-    const { fd, appender } = DirectAppender.open(f, head.length, false)!;
+    const { fd } = openSegmentFile(f, false);
+    const log = logAt(fd, f, head.length);
     const tail = pattern(3000, 4);
-    await appender.append([tail]);
-    appender.finish();
+    log.append([tail]);
+    await log.writeTo(fd, log.position);
+    log.finish(fd);
     fs.closeSync(fd);
     expect(fs.readFileSync(f).equals(Buffer.concat([head, tail]))).toBe(true);
   });
@@ -64,7 +90,9 @@ describe('DirectAppender', () => {
   it('refuses to continue past the end of a file that is shorter than claimed', () => {
     const f = path.join(dir(), 'seg');
     fs.writeFileSync(f, pattern(100, 1));
-    expect(() => DirectAppender.open(f, 200, false)).toThrow(/shorter/);
+    const { fd } = openSegmentFile(f, false);
+    expect(() => logAt(fd, f, 200)).toThrow(/shorter/);
+    fs.closeSync(fd);
   });
 });
 

@@ -2,151 +2,213 @@ import fs from 'node:fs';
 import { ErrorCodes, RewindError } from '../core/errors.js';
 
 /**
- * Appends to one segment file opened with O_DIRECT, so journal bytes go from our memory to
- * the device without a page-cache copy.
+ * The bytes of one segment on their way to an O_DIRECT file, so journal bytes go from our
+ * memory to the device without a page-cache copy.
  *
  * Why: a journal is written once and read rarely, yet buffered appends make the kernel
  * allocate and fill a new page-cache page for every 4 KiB journaled. Under sequential 1 MiB
  * writes that copy was half of all CPU (perf: `copy_folio_from_iter_atomic`), and on this
  * VM a page the guest had handed back to the host costs ~10x more to fill the first time
- * (2 GiB into fresh files: 7.6 s, then 0.57 s once the pages were warm). The same bytes
- * written O_DIRECT from a warm staging buffer ran at the disk's 0.9–1.3 GB/s.
+ * (2 GiB into fresh files: 7.6 s, then 0.57 s once the pages were warm).
  *
- * O_DIRECT wants the buffer address, the length and the file offset aligned to the block
- * size, while records have any length. So records are copied into two aligned staging
- * buffers (WebAssembly memory: page-aligned, unlike Node's Buffers), whole chunks are written
- * while the next fills, and the last partial block is written padded with zeros and kept
- * (`carry`), to be written again, with the records that follow it, by the next append.
+ * `append()` copies records into page-aligned chunks (WebAssembly memory: V8 maps it with
+ * the page allocator, unlike Node's Buffers) taken from a pool that is reused, so the
+ * memory stays warm and the caller's buffers are free as soon as append returns: nothing
+ * pins a socket chunk or a payload until the disk write. `writeTo()` writes whole blocks,
+ * as O_DIRECT requires: the complete blocks straight from the chunks, the last partial one
+ * from a copy padded with zeros, since appends go on filling the chunk while it is written.
  *
- * Rewriting that block is safe: the bytes of records already in it are the same in the old
- * and the new copy, so a write torn at any sector leaves them whole. The zero padding after
- * the last record is what the scanner already calls a zero tail: end of log in the last
- * segment (docs/journal-format.md). `finish()` truncates it away before a segment stops
+ * That partial block is written again, with what follows it, by the next `writeTo()`.
+ * Rewriting it is safe: the bytes of records already in it are the same in the old and the
+ * new copy, so a write torn at any sector leaves them whole. The zero padding after the last
+ * record is what the scanner calls a zero tail: end of log in the last segment
+ * (docs/journal-format.md §5, §6). `finish()` truncates it away before the segment stops
  * being the last one, where a zero tail would be corruption.
  */
 export const DIRECT_ALIGN = 4096;
 const CHUNK = 1 << 20;
+const CHUNKS_PER_MEMORY = 8;
 
-export class DirectAppender {
-  private readonly stage: [Buffer, Buffer];
-  private cur = 0;
-  /** File offset of stage[cur][0]; always a multiple of DIRECT_ALIGN. */
-  private blockStart: number;
-  /** Bytes of the partial last block, held at stage[cur][0..carryLen). */
-  private carryLen: number;
-
-  private constructor(private readonly fd: number, pos: number, stage: [Buffer, Buffer]) {
-    this.stage = stage;
-    this.blockStart = alignDown(pos);
-    this.carryLen = pos - this.blockStart;
-  }
-
-  /** Logical end of the file: where the next record goes. */
-  get position(): number {
-    return this.blockStart + this.carryLen;
-  }
-
-  /**
-   * Open `file` for direct appends at `pos` (its logical end). Returns null where the
-   * filesystem refuses O_DIRECT (tmpfs, some FUSE mounts): the caller writes buffered.
-   * `from`: an appender whose segment is finished; its staging memory is taken over.
-   */
-  static open(file: string, pos: number, create: boolean, from?: DirectAppender): { fd: number; appender: DirectAppender } | null {
-    const flags = fs.constants.O_RDWR | (create ? fs.constants.O_CREAT | fs.constants.O_EXCL : 0);
-    let fd: number;
-    try {
-      fd = fs.openSync(file, flags | fs.constants.O_DIRECT, 0o644);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EINVAL') return null;
-      throw err;
-    }
-    try {
-      const a = new DirectAppender(fd, pos, from?.stage ?? allocStage());
-      // Read the partial block back as the carry; this is also the probe that the device
-      // takes our alignment (EINVAL otherwise).
-      if (a.carryLen > 0) {
-        const got = fs.readSync(fd, a.stage[0], 0, DIRECT_ALIGN, a.blockStart);
-        if (got < a.carryLen) throw new RewindError(ErrorCodes.IO, `journal segment ${file} is shorter (${a.blockStart + got}) than its last record's end (${pos})`);
-      } else {
-        fs.readSync(fd, a.stage[0], 0, DIRECT_ALIGN, a.blockStart);
-      }
-      return { fd, appender: a };
-    } catch (err) {
-      fs.closeSync(fd);
-      if ((err as NodeJS.ErrnoException).code === 'EINVAL') return null;
-      throw err;
-    }
-  }
-
-  /** Append `bufs` at the logical end. One call at a time. */
-  async append(bufs: Buffer[]): Promise<void> {
-    let b = this.stage[this.cur];
-    let fill = this.carryLen;
-    let inflight: Promise<void> | null = null;
-    for (const src of bufs) {
-      let off = 0;
-      while (off < src.length) {
-        const n = Math.min(src.length - off, CHUNK - fill);
-        src.copy(b, fill, off, off + n);
-        fill += n;
-        off += n;
-        if (fill === CHUNK) {
-          // The other buffer's write must be done before it is refilled; this one's runs
-          // while the next chunk is copied.
-          if (inflight) await inflight;
-          inflight = writeFully(this.fd, b, CHUNK, this.blockStart);
-          this.blockStart += CHUNK;
-          this.cur ^= 1;
-          b = this.stage[this.cur];
-          fill = 0;
-        }
-      }
-    }
-    if (inflight) await inflight;
-    if (fill > 0) {
-      const len = alignUp(fill);
-      b.fill(0, fill, len);
-      await writeFully(this.fd, b, len, this.blockStart);
-    }
-    const keep = alignDown(fill);
-    if (keep > 0) b.copyWithin(0, keep, fill);
-    this.blockStart += keep;
-    this.carryLen = fill - keep;
-  }
-
-  /** Drop the zero padding after the last record (before the segment stops being last). */
-  finish(): void {
-    fs.ftruncateSync(this.fd, this.position);
-  }
-}
+/** Chunks no longer needed come back here; the pool only grows (bounded by what writers hold at once). */
+const freeChunks: Buffer[] = [];
 
 // Node's lib typings leave WebAssembly out; this is the one constructor used.
 const Wasm = (globalThis as unknown as { WebAssembly: { Memory: new (d: { initial: number; maximum: number }) => { buffer: ArrayBuffer } } }).WebAssembly;
 
-/** Two chunks of page-aligned memory (V8 maps WebAssembly memory with the page allocator). */
-function allocStage(): [Buffer, Buffer] {
-  const pages = (2 * CHUNK) / 65536;
-  const mem = Buffer.from(new Wasm.Memory({ initial: pages, maximum: pages }).buffer);
-  return [mem.subarray(0, CHUNK), mem.subarray(CHUNK, 2 * CHUNK)];
+/** Aligned single blocks (the padded last block of a write, probes), cut from one chunk at a time. */
+const freeTails: Buffer[] = [];
+
+function takeTail(): Buffer {
+  if (freeTails.length === 0) {
+    const c = takeChunk();
+    for (let i = 0; i < CHUNK / DIRECT_ALIGN; i++) freeTails.push(c.subarray(i * DIRECT_ALIGN, (i + 1) * DIRECT_ALIGN));
+  }
+  return freeTails.pop()!;
+}
+
+function takeChunk(): Buffer {
+  if (freeChunks.length === 0) {
+    const pages = (CHUNKS_PER_MEMORY * CHUNK) / 65536;
+    const mem = Buffer.from(new Wasm.Memory({ initial: pages, maximum: pages }).buffer);
+    for (let i = 0; i < CHUNKS_PER_MEMORY; i++) freeChunks.push(mem.subarray(i * CHUNK, (i + 1) * CHUNK));
+  }
+  return freeChunks.pop()!;
+}
+
+export class SegmentLog {
+  /** chunks[i] holds file bytes [base + i*CHUNK, base + (i+1)*CHUNK). */
+  private chunks: Buffer[] = [];
+  /** Multiple of DIRECT_ALIGN. */
+  private base: number;
+  private end: number;
+  private written: number;
+  private readonly tailBlock: Buffer;
+  private released = false;
+
+  /** A log whose file already holds `pos` bytes; `carry` = the file's bytes from the block holding `pos` up to `pos`. */
+  constructor(pos: number, carry: Buffer = Buffer.alloc(0)) {
+    this.base = pos - (pos % DIRECT_ALIGN);
+    if (carry.length !== pos - this.base) throw new RangeError(`carry of ${carry.length} bytes for position ${pos}`);
+    this.end = this.base;
+    this.written = pos;
+    this.chunks.push(takeChunk());
+    this.tailBlock = takeTail();
+    this.append([carry]);
+  }
+
+  /** Logical end: where the next record goes. */
+  get position(): number {
+    return this.end;
+  }
+
+  /** Copy `bufs` to the end. The caller may reuse its buffers as soon as this returns. */
+  append(bufs: Buffer[]): void {
+    if (this.released) throw new RewindError(ErrorCodes.CLOSED, 'append to a journal segment log that was released');
+    for (const src of bufs) {
+      let off = 0;
+      while (off < src.length) {
+        const at = this.end - this.base;
+        const idx = Math.floor(at / CHUNK);
+        if (idx === this.chunks.length) this.chunks.push(takeChunk());
+        const inChunk = at - idx * CHUNK;
+        const n = Math.min(src.length - off, CHUNK - inChunk);
+        src.copy(this.chunks[idx]!, inChunk, off, off + n);
+        off += n;
+        this.end += n;
+      }
+    }
+  }
+
+  /** Write everything up to `target` (≤ position) to `fd`. One call at a time. */
+  async writeTo(fd: number, target: number): Promise<void> {
+    if (this.released) throw new RewindError(ErrorCodes.CLOSED, 'write of a journal segment log that was released');
+    if (target > this.end) throw new RangeError(`writeTo(${target}) past the log's end ${this.end}`);
+    if (target <= this.written) return;
+    const start = alignDown(this.written);
+    const stop = alignDown(target);
+    const iov: Buffer[] = [];
+    for (let x = start; x < stop; ) {
+      const idx = Math.floor((x - this.base) / CHUNK);
+      const inChunk = x - this.base - idx * CHUNK;
+      const n = Math.min(stop - x, CHUNK - inChunk);
+      iov.push(this.chunks[idx]!.subarray(inChunk, inChunk + n));
+      x += n;
+    }
+    if (target > stop) {
+      const idx = Math.floor((stop - this.base) / CHUNK);
+      const inChunk = stop - this.base - idx * CHUNK;
+      this.chunks[idx]!.copy(this.tailBlock, 0, inChunk, inChunk + (target - stop));
+      this.tailBlock.fill(0, target - stop);
+      iov.push(this.tailBlock);
+    }
+    await writevFully(fd, iov, start);
+    this.written = target;
+    // Chunks wholly before the block that holds the end are done with.
+    while (this.chunks.length > 1 && this.base + CHUNK <= alignDown(this.written)) {
+      freeChunks.push(this.chunks.shift()!);
+      this.base += CHUNK;
+    }
+  }
+
+  /** Drop the zero padding after what was written, and give the memory back. */
+  finish(fd: number): void {
+    fs.ftruncateSync(fd, this.written);
+    this.release();
+  }
+
+  /** Give the memory back (the log is not used after this). */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    freeChunks.push(...this.chunks.splice(0));
+    freeTails.push(this.tailBlock);
+  }
+}
+
+/**
+ * Open a segment file for a SegmentLog: O_DIRECT where the filesystem takes it and our
+ * alignment, else plain (tmpfs on older kernels, some FUSE mounts) — the log writes the
+ * same whole blocks either way, so the file looks the same.
+ */
+export function openSegmentFile(file: string, create: boolean): { fd: number; direct: boolean } {
+  const flags = fs.constants.O_RDWR | (create ? fs.constants.O_CREAT | fs.constants.O_EXCL : 0);
+  let fd: number;
+  try {
+    fd = fs.openSync(file, flags | fs.constants.O_DIRECT, 0o644);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
+    return { fd: fs.openSync(file, flags, 0o644), direct: false };
+  }
+  const block = takeTail();
+  try {
+    fs.readSync(fd, block, 0, DIRECT_ALIGN, 0);
+    return { fd, direct: true };
+  } catch (err) {
+    fs.closeSync(fd);
+    if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
+    return { fd: fs.openSync(file, fs.constants.O_RDWR, 0o644), direct: false };
+  } finally {
+    freeTails.push(block);
+  }
+}
+
+/** A log continuing the segment open on `fd` at its logical end `pos` (the partial block is read back). */
+export function logAt(fd: number, file: string, pos: number): SegmentLog {
+  const block = takeTail();
+  try {
+    const at = alignDown(pos);
+    const got = pos > at ? fs.readSync(fd, block, 0, DIRECT_ALIGN, at) : 0;
+    if (got < pos - at) throw new RewindError(ErrorCodes.IO, `journal segment ${file} is shorter (${at + got}) than its last record's end (${pos})`);
+    return new SegmentLog(pos, block.subarray(0, pos - at));
+  } finally {
+    freeTails.push(block);
+  }
 }
 
 function alignDown(n: number): number {
   return n - (n % DIRECT_ALIGN);
 }
 
-function alignUp(n: number): number {
-  return alignDown(n + DIRECT_ALIGN - 1);
-}
-
-async function writeFully(fd: number, b: Buffer, len: number, pos: number): Promise<void> {
-  let done = 0;
-  while (done < len) {
-    const n = await new Promise<number>((resolve, reject) =>
-      fs.write(fd, b, done, len - done, pos + done, (err, written) => (err ? reject(err) : resolve(written))),
-    );
+async function writevFully(fd: number, iov: Buffer[], pos: number): Promise<void> {
+  let list = iov;
+  let at = pos;
+  for (;;) {
+    const total = list.reduce((a, b) => a + b.length, 0);
+    const n = await new Promise<number>((resolve, reject) => fs.writev(fd, list, at, (err, written) => (err ? reject(err) : resolve(written))));
+    if (n === total) return;
     if (n <= 0 || n % DIRECT_ALIGN !== 0) {
-      throw new RewindError(ErrorCodes.IO, `direct journal write at ${pos + done} wrote ${n} of ${len - done} bytes; the device did not take a whole block`);
+      throw new RewindError(ErrorCodes.IO, `direct journal write at ${at} wrote ${n} of ${total} bytes; the device did not take whole blocks`);
     }
-    done += n;
+    at += n;
+    let skip = n;
+    const rest: Buffer[] = [];
+    for (const b of list) {
+      if (skip >= b.length) skip -= b.length;
+      else {
+        rest.push(b.subarray(skip));
+        skip = 0;
+      }
+    }
+    list = rest;
   }
 }

@@ -3,7 +3,7 @@ import fsp from 'node:fs/promises';
 import { ErrorCodes, fromSystemError, RewindError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { encodeHeader, MAX_RECORD_PAYLOAD, RECORD_HEADER_SIZE, type JournalRecord } from './record.js';
-import { DirectAppender } from './direct-append.js';
+import { logAt, openSegmentFile, SegmentLog } from './direct-append.js';
 import { openTail } from './writer-recover.js';
 import { DEFAULT_SEGMENT_BYTES, encodeSegmentHeader, fsyncDir, SEGMENT_HEADER_SIZE, segmentName } from './segment.js';
 import path from 'node:path';
@@ -35,6 +35,8 @@ interface Seg {
   path: string;
   /** Bytes including appends not yet written. */
   size: number;
+  /** directIo: the segment's bytes from the last written block on (direct-append.ts). */
+  log?: SegmentLog;
 }
 
 /** One batch for the writer loop: optionally create `seg`, then writev `bufs` into it. */
@@ -44,6 +46,8 @@ interface Op {
   bufs: Buffer[];
   bytes: number;
   lastSeq: bigint;
+  /** The segment's size after this op's records (directIo writes its log up to here). */
+  end: number;
 }
 
 interface Waiter {
@@ -98,19 +102,16 @@ export class JournalWriter {
   private _durableSeq: bigint;
   private totalBytes: number;
   private pending = 0;
-  /** Set when the current segment is written O_DIRECT. */
-  private direct: DirectAppender | null;
 
   private constructor(
     readonly dir: string,
     private readonly segmentBytes: number,
     private readonly log: Logger,
-    init: { segs: Seg[]; fd: number; direct: DirectAppender | null; lastSeq: bigint; lastTime: bigint },
+    init: { segs: Seg[]; fd: number; lastSeq: bigint; lastTime: bigint },
     private readonly onWritten?: (seq: bigint) => void,
   ) {
     this.segs = init.segs;
     this.fd = init.fd;
-    this.direct = init.direct;
     this.physSeg = init.segs[init.segs.length - 1];
     this.physPos = this.physSeg.size;
     this._lastSeq = this.writtenSeqValue = this._durableSeq = init.lastSeq;
@@ -128,16 +129,19 @@ export class JournalWriter {
     const segs: Seg[] = tail.segments.map((s) => ({ firstSeq: s.firstSeq, path: s.path, size: s.size }));
     const last = segs[segs.length - 1];
     let fd: number;
-    let direct: DirectAppender | null = null;
     try {
-      const d = opts.directIo ? DirectAppender.open(last.path, last.size, false) : null;
-      if (opts.directIo && !d) log.info('the filesystem refuses O_DIRECT; journal writes go through the page cache', { dir });
-      fd = d ? d.fd : fs.openSync(last.path, 'r+');
-      direct = d?.appender ?? null;
+      if (opts.directIo) {
+        const f = openSegmentFile(last.path, false);
+        if (!f.direct) log.info('the filesystem refuses O_DIRECT; journal blocks go through the page cache', { dir });
+        fd = f.fd;
+        last.log = logAt(fd, last.path, last.size);
+      } else {
+        fd = fs.openSync(last.path, 'r+');
+      }
     } catch (err) {
       throw fromSystemError(err, `open journal segment ${last.path}`);
     }
-    return new JournalWriter(dir, segmentBytes, log, { segs, fd, direct, lastSeq: tail.lastSeq, lastTime: tail.lastTime }, opts.onWritten);
+    return new JournalWriter(dir, segmentBytes, log, { segs, fd, lastSeq: tail.lastSeq, lastTime: tail.lastTime }, opts.onWritten);
   }
 
   get lastSeq(): bigint {
@@ -153,6 +157,10 @@ export class JournalWriter {
   }
   get lastTime(): bigint {
     return this._lastTime;
+  }
+  /** directIo: append() copies each record into the writer's own memory (the caller's payload is free at once). */
+  get copiesPayloads(): boolean {
+    return this.physSeg.log !== undefined || this.segs[this.segs.length - 1].log !== undefined;
   }
   /** Bytes of all segments, including appends still queued for writing. */
   get bytes(): number {
@@ -192,20 +200,31 @@ export class JournalWriter {
     let seg = this.segs[this.segs.length - 1];
     let op = this.queue[this.queue.length - 1];
     if (seg.size > SEGMENT_HEADER_SIZE && seg.size + size > this.segmentBytes) {
+      const prev = seg;
       seg = { firstSeq: rec.seq, path: path.join(this.dir, segmentName(rec.seq)), size: SEGMENT_HEADER_SIZE };
+      if (prev.log) {
+        seg.log = new SegmentLog(0);
+        seg.log.append([encodeSegmentHeader({ firstSeq: seg.firstSeq, createdNs: BigInt(Date.now()) * 1_000_000n })]);
+      }
       this.segs.push(seg);
       this.totalBytes += SEGMENT_HEADER_SIZE;
-      op = { seg, create: true, bufs: [], bytes: 0, lastSeq: rec.seq };
+      op = { seg, create: true, bufs: [], bytes: 0, lastSeq: rec.seq, end: seg.size };
       this.queue.push(op);
     } else if (!op || op.seg !== seg) {
-      op = { seg, create: false, bufs: [], bytes: 0, lastSeq: rec.seq };
+      op = { seg, create: false, bufs: [], bytes: 0, lastSeq: rec.seq, end: seg.size };
       this.queue.push(op);
     }
-    op.bufs.push(header);
-    if (rec.payload.length > 0) op.bufs.push(rec.payload);
+    if (seg.log) {
+      // Copied now: the caller's payload is free again (nothing pins a socket chunk).
+      seg.log.append(rec.payload.length > 0 ? [header, rec.payload] : [header]);
+    } else {
+      op.bufs.push(header);
+      if (rec.payload.length > 0) op.bufs.push(rec.payload);
+    }
     op.bytes += size;
     op.lastSeq = rec.seq;
     seg.size += size;
+    op.end = seg.size;
     this.totalBytes += size;
     this.pending += size;
     this._lastSeq = rec.seq;
@@ -290,25 +309,29 @@ export class JournalWriter {
   private async runOp(op: Op): Promise<void> {
     if (op.create) {
       // Old segment complete and durable before the new one exists (see class comment);
-      // without the padding of a direct write, which only the last segment may end with.
-      this.direct?.finish();
+      // without the padding of whole-block writes, which only the last segment may end with.
+      this.physSeg.log?.finish(this.fd);
       await fdatasync(this.fd);
       this.markDurable(this.writtenSeqValue);
       fs.closeSync(this.fd);
-      const header = encodeSegmentHeader({ firstSeq: op.seg.firstSeq, createdNs: BigInt(Date.now()) * 1_000_000n });
-      const d = this.direct ? DirectAppender.open(op.seg.path, 0, true, this.direct) : null;
-      const fd = d ? d.fd : fs.openSync(op.seg.path, fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_RDWR, 0o644);
-      this.fd = fd;
-      this.direct = d?.appender ?? null;
-      this.physSeg = op.seg;
-      if (this.direct) await this.direct.append([header]);
-      else await writevAll(fd, [header], 0);
+      let fd: number;
+      if (op.seg.log) {
+        fd = openSegmentFile(op.seg.path, true).fd;
+        this.fd = fd;
+        this.physSeg = op.seg;
+        await op.seg.log.writeTo(fd, SEGMENT_HEADER_SIZE);
+      } else {
+        fd = fs.openSync(op.seg.path, fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_RDWR, 0o644);
+        this.fd = fd;
+        this.physSeg = op.seg;
+        await writevAll(fd, [encodeSegmentHeader({ firstSeq: op.seg.firstSeq, createdNs: BigInt(Date.now()) * 1_000_000n })], 0);
+      }
       await fsyncFd(fd);
       await fsyncDir(this.dir);
       this.physPos = SEGMENT_HEADER_SIZE;
     }
-    if (op.bufs.length > 0) {
-      if (this.direct) await this.direct.append(op.bufs);
+    if (op.bytes > 0) {
+      if (op.seg.log) await op.seg.log.writeTo(this.fd, op.end);
       else await writevAll(this.fd, op.bufs, this.physPos);
       this.physPos += op.bytes;
       this.pending -= op.bytes;
@@ -358,10 +381,11 @@ export class JournalWriter {
     while (!this.failed && this._lastSeq > this._durableSeq) await this.sync();
     this.closed = true;
     while (this.pumping) await new Promise((r) => setImmediate(r));
-    if (this.direct && !this.failed) {
-      this.direct.finish();
+    if (this.physSeg.log && !this.failed) {
+      this.physSeg.log.finish(this.fd);
       await fdatasync(this.fd);
     }
+    for (const s of this.segs) s.log?.release();
     fs.closeSync(this.fd);
   }
 }

@@ -31,6 +31,12 @@ export interface SpoolPort {
   appendIfRoom?(e: { kind: RecordKind; flags: number; offset: bigint; length: number; payload: Buffer }): JournalRecord | undefined;
   sync(): Promise<bigint>;
   readonly lastSeq: bigint;
+  /**
+   * false: the spool copies whatever it keeps of a payload before append returns, so the
+   * caller's buffer is not pinned (ownedCopy below is then only a wasted copy). Absent or
+   * true: it keeps the buffer itself.
+   */
+  readonly retainsPayloads?: boolean;
 }
 
 export interface JournalFilterOptions {
@@ -230,7 +236,7 @@ export function journalFilter(opts: JournalFilterOptions): Filter {
       cache: (offset, length) => next.cache(offset, length),
 
       pwrite: (buf, offset, o) =>
-        mutate(offset, buf.length, RecordKind.Write, o.fua ? RecordFlag.Fua : 0, ownedCopy(buf), () => next.pwrite(buf, offset, backingOpts(o)), o.fua),
+        mutate(offset, buf.length, RecordKind.Write, o.fua ? RecordFlag.Fua : 0, spool.retainsPayloads === false ? buf : ownedCopy(buf), () => next.pwrite(buf, offset, backingOpts(o)), o.fua),
 
       trim: (offset, length, o) =>
         mutate(offset, length, RecordKind.Trim, o.fua ? RecordFlag.Fua : 0, EMPTY, () => next.trim(offset, length, backingOpts(o)), o.fua),

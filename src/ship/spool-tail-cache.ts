@@ -2,10 +2,10 @@ import { RECORD_HEADER_SIZE, type JournalRecord } from '../journal/record.js';
 
 /**
  * The newest spool entries, kept in memory so the shipper reads them without touching the
- * disk and without waiting for the journal write. It holds the SAME payload buffers the
- * journal writer holds, so until they are written it costs no extra memory; written
- * entries are evicted oldest first past `limit` bytes, and acked ones at once. Entries not
- * yet written are never evicted (the disk could not serve them yet).
+ * disk and without waiting for the journal write. It holds the payload buffers the NBD
+ * writes came in (a buffered journal writer holds the same ones until written; a direct one
+ * has copied them); written entries are evicted oldest first past `limit` bytes, and acked
+ * ones at once. Entries not yet written are never evicted (the disk could not serve them yet).
  */
 export class SpoolTailCache {
   private recs: JournalRecord[] = [];
@@ -18,7 +18,14 @@ export class SpoolTailCache {
     return this.head < this.recs.length ? this.recs[this.head].seq : null;
   }
 
+  /** False when nothing reads it (limit 0: nothing ships); it then holds nothing. */
+  get enabled(): boolean {
+    return this.limit > 0;
+  }
+
   push(rec: JournalRecord, writtenSeq: bigint): void {
+    // Readers never see past the written seq, so without a reader nothing needs holding.
+    if (this.limit === 0) return;
     this.recs.push(rec);
     this.bytes += RECORD_HEADER_SIZE + rec.payload.length;
     while (this.bytes > this.limit && this.head < this.recs.length && this.recs[this.head].seq <= writtenSeq) this.evictOne();

@@ -144,6 +144,11 @@ export class Spool extends EventEmitter {
     return Spool.segmentBytesFor(this.o);
   }
 
+  /** See SpoolPort.retainsPayloads: the tail cache keeps payloads, and so does a writer without its own copy. */
+  get retainsPayloads(): boolean {
+    return this.cache.enabled || !this.writer.copiesPayloads;
+  }
+
   /** Where a spool keeps its journal (for `rewind journal verify|dump|replay`). */
   static journalDir(dir: string): string {
     return path.join(dir, 'journal');
