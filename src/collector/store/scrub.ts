@@ -2,7 +2,7 @@ import { crc32c } from '@node-rs/crc32';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { isRewindError } from '../../core/errors.js';
-import { SegmentScanner } from '../../journal/scan.js';
+import { isTornTail, SegmentScanner } from '../../journal/scan.js';
 import { listSegments } from '../../journal/segment.js';
 import { decodeManifest, listCheckpointManifests } from './checkpoint.js';
 
@@ -29,8 +29,9 @@ export async function scrubVolume(volume: string, journalDir: string, checkpoint
     try {
       while (await sc.next()) { /* records are CRC-checked by the scanner */ }
       for (const p of sc.problems) {
-        // The end of the segment being written may hold a record still in flight: not damage.
-        if (tail && p.reason === 'short' && p.nextValid === null) continue;
+        // The end of the segment being written may hold a record still in flight, or the
+        // zero padding of a direct write (docs/journal-format.md §5): not damage.
+        if (isTornTail(p, tail)) continue;
         problems.push({ volume, segment: seg.name, offset: p.offset, reason: `${p.reason}: ${p.detail}` });
       }
     } finally {

@@ -78,7 +78,10 @@ export class VolumeStore {
     }
     const log = (opts.logger ?? silentLogger).child({ volume: meta.name });
     const jdir = path.join(dir, 'journal');
-    const writer = await JournalWriter.open(jdir, { segmentBytes: opts.segmentBytes, logger: log, firstSeq: ckpt.seq + 1n });
+    // Direct writes: the log is read back only by restores and diffs, and a page-cache copy
+    // of every ingested byte cost more than the disk write (ingest through the shipper,
+    // alternating: 220/268 buffered vs 332/308 MiB/s direct; direct-append.ts).
+    const writer = await JournalWriter.open(jdir, { segmentBytes: opts.segmentBytes, logger: log, firstSeq: ckpt.seq + 1n, directIo: true });
     const index = new EntryIndex(ckpt.seq + 1n);
     const locator = new SegmentLocator(jdir);
     await locator.catchUp(index, writer.durableSeq);
@@ -158,7 +161,7 @@ export class VolumeStore {
   private async recoverWriter(): Promise<void> {
     await this.writer.close().catch(() => undefined);
     try {
-      this.writer = await JournalWriter.open(path.join(this.dir, 'journal'), { segmentBytes: this.opts.segmentBytes, logger: this.log, firstSeq: this.ckpt.seq + 1n });
+      this.writer = await JournalWriter.open(path.join(this.dir, 'journal'), { segmentBytes: this.opts.segmentBytes, logger: this.log, firstSeq: this.ckpt.seq + 1n, directIo: true });
       this.needsReopen = false;
     } catch (err) {
       this.needsReopen = true;
