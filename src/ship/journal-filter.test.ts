@@ -118,6 +118,24 @@ describe('journalFilter', () => {
     expect(backend.bytes[0]).toBe(2);
   });
 
+  it('copies a payload sliced from a larger buffer for a spool that keeps it, and hands it over as is to one that does not', async () => {
+    const seen: Buffer[] = [];
+    const spoolWith = (retainsPayloads: boolean | undefined): SpoolPort => {
+      const m = memorySpool();
+      const append = m.append.bind(m);
+      return Object.assign(m, { retainsPayloads, append: (e: Parameters<SpoolPort['append']>[0]) => (seen.push(e.payload), append(e)) });
+    };
+    const socketChunk = Buffer.alloc(64 * 1024, 3);
+    const slice = socketChunk.subarray(4096, 8192);
+    for (const keeps of [undefined, true, false]) {
+      const b = await journalFilter({ spool: spoolWith(keeps) })(memoryBackend(1 << 16));
+      await b.pwrite(slice, 0n, { fua: false });
+    }
+    // Kept: a copy of its own, so the 64 KiB chunk is not pinned; not kept: no copy at all.
+    expect(seen.map((p) => p.buffer === socketChunk.buffer)).toEqual([false, false, true]);
+    for (const p of seen) expect(p.equals(slice)).toBe(true);
+  });
+
   it('makes FLUSH sync the spool and the backing volume', async () => {
     const backend = memoryBackend(4096);
     const spool = memorySpool();

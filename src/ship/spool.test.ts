@@ -41,6 +41,23 @@ describe('Spool', () => {
     await s.close();
   });
 
+  it('keeps nothing of a payload without a tail cache, so the caller may reuse its buffer; with one it keeps the buffer', async () => {
+    const d = dir();
+    const s = await Spool.open(d, base({ tailCacheBytes: 0 }));
+    expect(s.retainsPayloads).toBe(false);
+    const buf = Buffer.alloc(10_000, 7);
+    await s.append({ kind: RecordKind.Write, flags: 0, offset: 0n, length: buf.length, payload: buf });
+    buf.fill(9); // reused by the NBD layer for the next request
+    await s.sync();
+    const [back] = await s.read(1n);
+    expect(back!.payload.equals(Buffer.alloc(10_000, 7))).toBe(true);
+    await s.close();
+    expect((await collect(path.join(d, 'journal')))[0]!.payload.equals(Buffer.alloc(10_000, 7))).toBe(true);
+    const s2 = await Spool.open(dir(), base());
+    expect(s2.retainsPayloads).toBe(true);
+    await s2.close();
+  });
+
   it('assigns consecutive seqs and increasing HLC times, and reads entries back from memory and disk', async () => {
     const d = dir();
     const clock = new HybridClock(new ManualWallClock().read);
