@@ -4,6 +4,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { checkRec, collect, tempDir, writeRec } from '../../test/helpers/journal-fixtures.js';
 import { DIRECT_ALIGN, logAt, openSegmentFile, SegmentLog } from './direct-append.js';
 import { segmentName } from './segment.js';
+import { readJournal } from './reader.js';
+import { SegmentScanner } from './scan.js';
 import { verifyJournal } from './verify.js';
 import { JournalWriter } from './writer.js';
 
@@ -127,11 +129,53 @@ describe('JournalWriter with directIo', () => {
     expect(fs.statSync(seg).size % DIRECT_ALIGN).toBe(0);
     const w2 = await JournalWriter.open(crashed, { directIo: true });
     expect(w2.lastSeq).toBe(40n);
+    // The padding is dropped without a backup copy of the segment (every unclean stop leaves it).
+    expect(fs.readdirSync(crashed).filter((f) => f.endsWith('.bak'))).toEqual([]);
     for (let s = 41n; s <= 60n; s++) w2.append(writeRec(s, 5000));
     await w2.close();
     const recs = await collect(crashed);
     expect(recs.map((r) => r.seq)).toEqual(Array.from({ length: 60 }, (_, i) => BigInt(i + 1)));
     expect(recs.every(checkRec)).toBe(true);
     expect((await verifyJournal(crashed)).corruptions).toEqual([]);
+  });
+});
+
+describe('readers of a journal being written directly', () => {
+  it('take a record written over the padding while they read for the live end of the log, not corruption', async () => {
+    const d = dir();
+    const w = await JournalWriter.open(d, { directIo: true });
+    for (let s = 1n; s <= 5n; s++) w.append(writeRec(s, 200));
+    await w.sync();
+    const seg = path.join(d, segmentName(1n));
+    const sc = await SegmentScanner.open(seg, { resync: true });
+    const first = await sc.next(); // the scanner now holds the file as it was, padding included
+    expect(first!.record.seq).toBe(1n);
+    for (let s = 6n; s <= 8n; s++) w.append(writeRec(s, 200));
+    await w.sync(); // rewrites the padded block under the scanner
+    let n = 1;
+    while (await sc.next()) n++;
+    await sc.close();
+    expect(n).toBe(5);
+    expect(sc.problems).toHaveLength(1);
+    expect(sc.problems[0]).toEqual(expect.objectContaining({ reason: 'short', nextValid: null }));
+    expect(sc.problems[0]!.detail).toMatch(/changed while they were read/);
+    await w.close();
+  });
+
+  it('stop at toSeq without reading the record after it', async () => {
+    const d = dir();
+    const w = await JournalWriter.open(d);
+    for (let s = 1n; s <= 5n; s++) w.append(writeRec(s, 300));
+    await w.close();
+    // Damage record 4 (record 5 after it still decodes: corruption for any reader that gets there).
+    const seg = path.join(d, segmentName(1n));
+    const b = fs.readFileSync(seg);
+    const rec = 48 + 300;
+    b[40 + 3 * rec + 60] ^= 0xff;
+    fs.writeFileSync(seg, b);
+    const got: bigint[] = [];
+    for await (const r of readJournal(d, { toSeq: 3n })) got.push(r.seq);
+    expect(got).toEqual([1n, 2n, 3n]);
+    await expect(collect(d)).rejects.toThrow(/corrupt|crc/i);
   });
 });

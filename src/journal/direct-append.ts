@@ -148,17 +148,22 @@ export class SegmentLog {
 /**
  * Open a segment file for a SegmentLog: O_DIRECT where the filesystem takes it and our
  * alignment, else plain (tmpfs on older kernels, some FUSE mounts) — the log writes the
- * same whole blocks either way, so the file looks the same.
+ * same whole blocks either way, so the file looks the same. An existing segment (it has a
+ * header) is probed with a direct read of its first block; a new one takes `direct`, what
+ * the probe found for the journal's directory when the writer opened it.
  */
-export function openSegmentFile(file: string, create: boolean): { fd: number; direct: boolean } {
+export function openSegmentFile(file: string, create: boolean, direct = true): { fd: number; direct: boolean } {
   const flags = fs.constants.O_RDWR | (create ? fs.constants.O_CREAT | fs.constants.O_EXCL : 0);
+  if (!direct) return { fd: fs.openSync(file, flags, 0o644), direct: false };
   let fd: number;
   try {
     fd = fs.openSync(file, flags | fs.constants.O_DIRECT, 0o644);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
-    return { fd: fs.openSync(file, flags, 0o644), direct: false };
+    // Some filesystems create the file and only then refuse O_DIRECT: it is ours now.
+    return { fd: fs.openSync(file, create ? fs.constants.O_RDWR | fs.constants.O_CREAT : flags, 0o644), direct: false };
   }
+  if (create) return { fd, direct: true };
   const block = takeTail();
   try {
     fs.readSync(fd, block, 0, DIRECT_ALIGN, 0);
@@ -174,6 +179,7 @@ export function openSegmentFile(file: string, create: boolean): { fd: number; di
 
 /** A log continuing the segment open on `fd` at its logical end `pos` (the partial block is read back). */
 export function logAt(fd: number, file: string, pos: number): SegmentLog {
+  // (On error the caller closes fd.)
   const block = takeTail();
   try {
     const at = alignDown(pos);

@@ -79,6 +79,8 @@ export async function* readJournalPositioned(
         if (opts.toSeq !== undefined && rec.seq > opts.toSeq) return;
         if (opts.untilTime !== undefined && rec.time > opts.untilTime) return;
         yield { record: rec, segment: s.name, segmentFirstSeq: s.firstSeq, offset: r.offset, size: r.size };
+        // Stop here rather than read one record more: past toSeq may be a tail still being written.
+        if (opts.toSeq !== undefined && rec.seq >= opts.toSeq) return;
       }
       const p: ScanProblem | undefined = sc.problems[0];
       if (p) {

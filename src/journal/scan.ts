@@ -159,6 +159,20 @@ export class SegmentScanner {
     // Only on the error path do we hold the rest of the segment in memory (bounded by the
     // segment size) to look for a record that still decodes after the damage.
     const rest = await this.readRange(offset, this.fileSize);
+    // A direct writer rewrites the zero-padded block at the end of the last segment (docs/
+    // journal-format.md §6): if the bytes we judged are not the bytes there now, a record
+    // was being written over the padding as we read. That is the live end of the log, not
+    // damage; judging the new bytes against the old reading would call it corruption.
+    const seen = this.buf.subarray(this.pos);
+    const same = Math.min(seen.length, rest.length);
+    if (rest.length < seen.length || !seen.subarray(0, same).equals(rest.subarray(0, same))) {
+      this.problems.push({
+        offset, reason: 'short', detail: `${detail}; the bytes there changed while they were read (a record being written)`,
+        nextValid: null, bytesDropped: this.fileSize - offset, zeroTail: false, tornSector: false,
+      });
+      this.done = true;
+      return;
+    }
     const nv = findNextValid(rest, 1);
     const nextValid = nv < 0 ? null : offset + nv;
     this.problems.push({

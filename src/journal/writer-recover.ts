@@ -3,6 +3,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { ErrorCodes, fromSystemError, RewindError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import { DIRECT_ALIGN } from './direct-append.js';
 import { isTornTail, SegmentScanner, type ScanProblem } from './scan.js';
 import { truncateDurably } from '../core/atomic-file.js';
 import {
@@ -79,6 +80,16 @@ export async function openTail(
         details: { segment: tail.name, offset: p.offset, bytesDropped: p.bytesDropped, reason: p.reason },
       });
     }
+    // A direct writer's zero padding (up to the next 4096-byte boundary after the last
+    // record; docs/journal-format.md §6) is what every unclean stop leaves: truncate it
+    // without copying the whole segment aside each time.
+    const padding = torn && p.zeroTail && tail.size % DIRECT_ALIGN === 0 && tail.size - p.offset < DIRECT_ALIGN;
+    if (padding) {
+      await truncateDurably(tail.path, p.offset);
+      o.log.info('dropped the zero padding after the last journal record', { segment: tail.name, offset: p.offset, bytes: tail.size - p.offset });
+      tail.size = p.offset;
+      return finishOpen(dir, segs, tail, t);
+    }
     const bak = await backupSegment(tail.path, torn ? 'torn' : 'corrupt');
     await truncateDurably(tail.path, p.offset);
     const dropped = tail.size - p.offset;
@@ -87,6 +98,15 @@ export async function openTail(
     });
     tail.size = p.offset;
   }
+  return finishOpen(dir, segs, tail, t);
+}
+
+async function finishOpen(
+  dir: string,
+  segs: SegmentFile[],
+  tail: SegmentFile,
+  t: { lastSeq: bigint | null; lastTime: bigint },
+): Promise<{ segments: SegmentFile[]; lastSeq: bigint; lastTime: bigint }> {
   let lastTime = t.lastTime;
   if (t.lastSeq === null && segs.length > 1) {
     // The tail has only its header (rotation happened, then the crash): the previous

@@ -102,6 +102,8 @@ export class JournalWriter {
   private _durableSeq: bigint;
   private totalBytes: number;
   private pending = 0;
+  /** directIo and the filesystem takes O_DIRECT: new segments are opened the same way. */
+  private direct = false;
 
   private constructor(
     readonly dir: string,
@@ -128,20 +130,25 @@ export class JournalWriter {
     const tail = await openTail(dir, { create: opts.create ?? true, firstSeq: opts.firstSeq ?? 1n, dropCorrupt: opts.dropCorrupt ?? false, log });
     const segs: Seg[] = tail.segments.map((s) => ({ firstSeq: s.firstSeq, path: s.path, size: s.size }));
     const last = segs[segs.length - 1];
-    let fd: number;
+    let fd = -1;
+    let direct = false;
     try {
       if (opts.directIo) {
         const f = openSegmentFile(last.path, false);
         if (!f.direct) log.info('the filesystem refuses O_DIRECT; journal blocks go through the page cache', { dir });
         fd = f.fd;
+        direct = f.direct;
         last.log = logAt(fd, last.path, last.size);
       } else {
         fd = fs.openSync(last.path, 'r+');
       }
     } catch (err) {
+      if (fd >= 0) fs.closeSync(fd);
       throw fromSystemError(err, `open journal segment ${last.path}`);
     }
-    return new JournalWriter(dir, segmentBytes, log, { segs, fd, lastSeq: tail.lastSeq, lastTime: tail.lastTime }, opts.onWritten);
+    const w = new JournalWriter(dir, segmentBytes, log, { segs, fd, lastSeq: tail.lastSeq, lastTime: tail.lastTime }, opts.onWritten);
+    w.direct = direct;
+    return w;
   }
 
   get lastSeq(): bigint {
@@ -314,9 +321,12 @@ export class JournalWriter {
       await fdatasync(this.fd);
       this.markDurable(this.writtenSeqValue);
       fs.closeSync(this.fd);
+      // Until the new segment is open there is no fd: close() must not close a number the
+      // process may have reused meanwhile.
+      this.fd = -1;
       let fd: number;
       if (op.seg.log) {
-        fd = openSegmentFile(op.seg.path, true).fd;
+        fd = openSegmentFile(op.seg.path, true, this.direct).fd;
         this.fd = fd;
         this.physSeg = op.seg;
         await op.seg.log.writeTo(fd, SEGMENT_HEADER_SIZE);
@@ -386,7 +396,7 @@ export class JournalWriter {
       await fdatasync(this.fd);
     }
     for (const s of this.segs) s.log?.release();
-    fs.closeSync(this.fd);
+    if (this.fd >= 0) fs.closeSync(this.fd);
   }
 }
 

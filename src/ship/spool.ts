@@ -292,7 +292,9 @@ export class Spool extends EventEmitter {
     let bytes = 0;
     const cacheFirst = this.cache.firstSeq ?? this.writer.lastSeq + 1n;
     if (fromSeq < cacheFirst) {
-      bytes = await this.readDisk(fromSeq, cacheFirst - 1n, out, maxRecords, maxBytes);
+      // Never past what is written: beyond it the disk holds padding or a write in progress.
+      const to = cacheFirst - 1n < limit ? cacheFirst - 1n : limit;
+      bytes = await this.readDisk(fromSeq, to, out, maxRecords, maxBytes);
     }
     const next = out.length > 0 ? out[out.length - 1].seq + 1n : fromSeq;
     if (out.length < maxRecords && (bytes < maxBytes || out.length === 0)) {

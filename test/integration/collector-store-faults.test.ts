@@ -48,6 +48,27 @@ describe('collector store: faults', () => {
     await store.close();
   });
 
+  it('scrub reports durable records zeroed at the end of the segment being written, and not the padding after them', async () => {
+    const dir = await tmp();
+    const store = await CollectorStore.open(dir, { segmentBytes: 1024 * 1024 });
+    const vol = await store.createVolume('zeroed', BigInt(SIZE));
+    await new VolumeModel(SIZE, new Rng(7)).drive(vol, 30, 10);
+    // Live: the tail ends in the zero padding of a direct write, which is not damage.
+    expect(await vol.scrub()).toEqual({ ok: true, problems: [] });
+    const segs = await listSegments(path.join(dir, 'volumes', 'zeroed', 'journal'));
+    const last = segs[segs.length - 1]!;
+    // Zero the last 8 KiB of records, which the collector acknowledged as durable.
+    const fh = await fsp.open(last.path, 'r+');
+    const { size } = await fh.stat();
+    const end = size - (size % 4096);
+    await fh.write(Buffer.alloc(8192), 0, 8192, end - 8192);
+    await fh.close();
+    const r = await vol.scrub();
+    expect(r.ok).toBe(false);
+    expect(r.problems[0]).toEqual(expect.objectContaining({ volume: 'zeroed', segment: last.name }));
+    await store.close().catch(() => undefined);
+  });
+
   it('reopens after the tail segment is truncated mid-record: durableSeq is the last whole record and appends continue', async () => {
     const dir = await tmp();
     let store = await CollectorStore.open(dir, { segmentBytes: 128 * 1024 });

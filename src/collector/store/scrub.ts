@@ -20,18 +20,20 @@ export interface ScrubProblem {
  * manifest and each checkpoint data extent. Reports, never repairs; a problem in the
  * writer's tail segment past the durable seq would have been repaired on open already.
  */
-export async function scrubVolume(volume: string, journalDir: string, checkpointDir: string): Promise<ScrubProblem[]> {
+export async function scrubVolume(volume: string, journalDir: string, checkpointDir: string, durableSeq?: bigint): Promise<ScrubProblem[]> {
   const problems: ScrubProblem[] = [];
   const segs = await listSegments(journalDir);
   for (const seg of segs) {
     const sc = await SegmentScanner.open(seg.path, { resync: true });
     const tail = seg === segs[segs.length - 1];
+    let lastSeq = seg.firstSeq - 1n;
     try {
-      while (await sc.next()) { /* records are CRC-checked by the scanner */ }
+      for (let r = await sc.next(); r; r = await sc.next()) lastSeq = r.record.seq; // each CRC-checked by the scanner
       for (const p of sc.problems) {
         // The end of the segment being written may hold a record still in flight, or the
-        // zero padding of a direct write (docs/journal-format.md §5): not damage.
-        if (isTornTail(p, tail)) continue;
+        // zero padding of a direct write (docs/journal-format.md §5): not damage, as long
+        // as every durable record came before it.
+        if (isTornTail(p, tail) && (durableSeq === undefined || lastSeq >= durableSeq)) continue;
         problems.push({ volume, segment: seg.name, offset: p.offset, reason: `${p.reason}: ${p.detail}` });
       }
     } finally {

@@ -416,7 +416,7 @@ export class VolumeStore {
   }
 
   async scrub(): Promise<{ ok: boolean; problems: ScrubProblem[] }> {
-    const problems = await scrubVolume(this.name, path.join(this.dir, 'journal'), path.join(this.dir, 'checkpoints'));
+    const problems = await scrubVolume(this.name, path.join(this.dir, 'journal'), path.join(this.dir, 'checkpoints'), this.writer.durableSeq);
     return { ok: problems.length === 0, problems };
   }
 
