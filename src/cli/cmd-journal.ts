@@ -30,7 +30,9 @@ the next open), 1 corruption found, 2 bad usage.`,
           (report.firstTime !== null && report.lastTime !== null ? `, seq ${report.firstSeq}..${report.lastSeq}, ${formatNs(report.firstTime)} .. ${formatNs(report.lastTime)}` : '') +
           '\n',
       );
-      if (report.tornTail) io.out(`torn tail: ${report.tornTail.segment} at offset ${report.tornTail.offset} (${report.tornTail.bytes} bytes); repaired on next open or by \`rewind journal repair\`\n`);
+      const t = report.tornTail;
+      if (t?.padding) io.out(`end: ${t.segment} ends in ${t.bytes} bytes of zero padding at offset ${t.offset} (written directly and still open, or stopped without closing); dropped on next open\n`);
+      else if (t) io.out(`torn tail: ${t.segment} at offset ${t.offset} (${t.bytes} bytes); repaired on next open or by \`rewind journal repair\`\n`);
       for (const c of report.corruptions) io.out(`CORRUPT: ${c.segment} at offset ${c.offset}: ${c.reason} (${c.bytesDropped} bytes unreadable)\n`);
       if (report.corruptions.length === 0) io.out('ok\n');
     }

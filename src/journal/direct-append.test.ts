@@ -108,6 +108,9 @@ describe('JournalWriter with directIo', () => {
     expect((await collect(d)).length).toBe(300);
     const live = await verifyJournal(d);
     expect(live.corruptions).toEqual([]);
+    const lastSeg = fs.readdirSync(d).filter((f) => f.endsWith('.seg')).sort().at(-1)!;
+    expect(fs.statSync(path.join(d, lastSeg)).size % DIRECT_ALIGN).toBe(0);
+    expect(live.tornTail).toEqual(expect.objectContaining({ segment: lastSeg, padding: true }));
     await w.close();
     const rep = await verifyJournal(d);
     expect(rep.corruptions).toEqual([]);

@@ -1,3 +1,4 @@
+import { DIRECT_ALIGN } from './direct-append.js';
 import { isTornTail, SegmentScanner } from './scan.js';
 import { listSegments } from './segment.js';
 
@@ -22,7 +23,7 @@ export interface VerifyReport {
   firstTime: bigint | null;
   lastTime: bigint | null;
   /** Torn end of the last segment: EOF for readers, truncated by repair. */
-  tornTail?: { segment: string; offset: number; bytes: number };
+  tornTail?: { segment: string; offset: number; bytes: number; padding: boolean };
   corruptions: JournalCorruption[];
   /** No corruption (a torn tail alone is fine). */
   ok: boolean;
@@ -62,7 +63,9 @@ export async function verifyJournal(dir: string): Promise<VerifyReport> {
         for (; seen < sc.problems.length; seen++) {
           const p = sc.problems[seen];
           if (isTornTail(p, last)) {
-            rep.tornTail = { segment: s.name, offset: p.offset, bytes: p.bytesDropped };
+            // Zeros up to a 4096-byte boundary: a direct writer's padding (docs/journal-format.md §6).
+            const padding = p.zeroTail && p.nextValid === null && sc.fileSize % DIRECT_ALIGN === 0 && p.bytesDropped < DIRECT_ALIGN;
+            rep.tornTail = { segment: s.name, offset: p.offset, bytes: p.bytesDropped, padding };
           } else {
             rep.corruptions.push({ segment: s.name, offset: p.offset, reason: p.reason, detail: p.detail, bytesDropped: p.bytesDropped });
             skipped = true;
