@@ -1,6 +1,7 @@
 import fsp from 'node:fs/promises';
 import { decodeRecord, RECORD_HEADER_SIZE, type JournalRecord } from './record.js';
 import { decodeSegmentHeader, isAllZero, SEGMENT_HEADER_SIZE, type SegmentHeader } from './segment.js';
+import { DIRECT_ALIGN } from './direct-append.js';
 
 /**
  * Streams the records of one segment file with bounded memory: reads 1 MiB chunks (more
@@ -218,6 +219,14 @@ export function findNextValid(buf: Buffer, from: number): number {
  */
 export function isTornTail(p: ScanProblem, lastSegment: boolean): boolean {
   return lastSegment && p.nextValid === null && (p.reason === 'short' || p.zeroTail || p.tornSector);
+}
+
+/**
+ * A torn tail that is only a direct writer's padding: zeros after the last record up to the
+ * 4096-byte boundary the file ends on (docs/journal-format.md §6).
+ */
+export function isDirectPadding(p: ScanProblem, fileSize: number): boolean {
+  return p.zeroTail && p.nextValid === null && fileSize % DIRECT_ALIGN === 0 && fileSize - p.offset < DIRECT_ALIGN;
 }
 
 /** `rest` starts at file offset `at` and runs to EOF; is the record there torn by sectors? */

@@ -1,5 +1,4 @@
-import { DIRECT_ALIGN } from './direct-append.js';
-import { isTornTail, SegmentScanner } from './scan.js';
+import { isDirectPadding, isTornTail, SegmentScanner } from './scan.js';
 import { listSegments } from './segment.js';
 
 export interface JournalCorruption {
@@ -63,9 +62,7 @@ export async function verifyJournal(dir: string): Promise<VerifyReport> {
         for (; seen < sc.problems.length; seen++) {
           const p = sc.problems[seen];
           if (isTornTail(p, last)) {
-            // Zeros up to a 4096-byte boundary: a direct writer's padding (docs/journal-format.md §6).
-            const padding = p.zeroTail && p.nextValid === null && sc.fileSize % DIRECT_ALIGN === 0 && p.bytesDropped < DIRECT_ALIGN;
-            rep.tornTail = { segment: s.name, offset: p.offset, bytes: p.bytesDropped, padding };
+            rep.tornTail = { segment: s.name, offset: p.offset, bytes: p.bytesDropped, padding: isDirectPadding(p, sc.fileSize) };
           } else {
             rep.corruptions.push({ segment: s.name, offset: p.offset, reason: p.reason, detail: p.detail, bytesDropped: p.bytesDropped });
             skipped = true;

@@ -3,8 +3,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { ErrorCodes, fromSystemError, RewindError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { DIRECT_ALIGN } from './direct-append.js';
-import { isTornTail, SegmentScanner, type ScanProblem } from './scan.js';
+import { isDirectPadding, isTornTail, SegmentScanner, type ScanProblem } from './scan.js';
 import { truncateDurably } from '../core/atomic-file.js';
 import {
   backupSegment,
@@ -83,8 +82,7 @@ export async function openTail(
     // A direct writer's zero padding (up to the next 4096-byte boundary after the last
     // record; docs/journal-format.md §6) is what every unclean stop leaves: truncate it
     // without copying the whole segment aside each time.
-    const padding = torn && p.zeroTail && tail.size % DIRECT_ALIGN === 0 && tail.size - p.offset < DIRECT_ALIGN;
-    if (padding) {
+    if (torn && isDirectPadding(p, tail.size)) {
       await truncateDurably(tail.path, p.offset);
       o.log.info('dropped the zero padding after the last journal record', { segment: tail.name, offset: p.offset, bytes: tail.size - p.offset });
       tail.size = p.offset;

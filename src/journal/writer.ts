@@ -103,17 +103,18 @@ export class JournalWriter {
   private totalBytes: number;
   private pending = 0;
   /** directIo and the filesystem takes O_DIRECT: new segments are opened the same way. */
-  private direct = false;
+  private readonly direct: boolean;
 
   private constructor(
     readonly dir: string,
     private readonly segmentBytes: number,
     private readonly log: Logger,
-    init: { segs: Seg[]; fd: number; lastSeq: bigint; lastTime: bigint },
+    init: { segs: Seg[]; fd: number; direct: boolean; lastSeq: bigint; lastTime: bigint },
     private readonly onWritten?: (seq: bigint) => void,
   ) {
     this.segs = init.segs;
     this.fd = init.fd;
+    this.direct = init.direct;
     this.physSeg = init.segs[init.segs.length - 1];
     this.physPos = this.physSeg.size;
     this._lastSeq = this.writtenSeqValue = this._durableSeq = init.lastSeq;
@@ -146,9 +147,7 @@ export class JournalWriter {
       if (fd >= 0) fs.closeSync(fd);
       throw fromSystemError(err, `open journal segment ${last.path}`);
     }
-    const w = new JournalWriter(dir, segmentBytes, log, { segs, fd, lastSeq: tail.lastSeq, lastTime: tail.lastTime }, opts.onWritten);
-    w.direct = direct;
-    return w;
+    return new JournalWriter(dir, segmentBytes, log, { segs, fd, direct, lastSeq: tail.lastSeq, lastTime: tail.lastTime }, opts.onWritten);
   }
 
   get lastSeq(): bigint {
@@ -167,7 +166,7 @@ export class JournalWriter {
   }
   /** directIo: append() copies each record into the writer's own memory (the caller's payload is free at once). */
   get copiesPayloads(): boolean {
-    return this.physSeg.log !== undefined || this.segs[this.segs.length - 1].log !== undefined;
+    return this.physSeg.log !== undefined;
   }
   /** Bytes of all segments, including appends still queued for writing. */
   get bytes(): number {
@@ -211,7 +210,7 @@ export class JournalWriter {
       seg = { firstSeq: rec.seq, path: path.join(this.dir, segmentName(rec.seq)), size: SEGMENT_HEADER_SIZE };
       if (prev.log) {
         seg.log = new SegmentLog(0);
-        seg.log.append([encodeSegmentHeader({ firstSeq: seg.firstSeq, createdNs: BigInt(Date.now()) * 1_000_000n })]);
+        seg.log.append([newSegmentHeader(seg.firstSeq)]);
       }
       this.segs.push(seg);
       this.totalBytes += SEGMENT_HEADER_SIZE;
@@ -324,18 +323,14 @@ export class JournalWriter {
       // Until the new segment is open there is no fd: close() must not close a number the
       // process may have reused meanwhile.
       this.fd = -1;
-      let fd: number;
-      if (op.seg.log) {
-        fd = openSegmentFile(op.seg.path, true, this.direct).fd;
-        this.fd = fd;
-        this.physSeg = op.seg;
-        await op.seg.log.writeTo(fd, SEGMENT_HEADER_SIZE);
-      } else {
-        fd = fs.openSync(op.seg.path, fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_RDWR, 0o644);
-        this.fd = fd;
-        this.physSeg = op.seg;
-        await writevAll(fd, [encodeSegmentHeader({ firstSeq: op.seg.firstSeq, createdNs: BigInt(Date.now()) * 1_000_000n })], 0);
-      }
+      const fd = op.seg.log
+        ? openSegmentFile(op.seg.path, true, this.direct).fd
+        : fs.openSync(op.seg.path, fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_RDWR, 0o644);
+      this.fd = fd;
+      this.physSeg = op.seg;
+      // A log already holds the header (appended when append() started the segment).
+      if (op.seg.log) await op.seg.log.writeTo(fd, SEGMENT_HEADER_SIZE);
+      else await writevAll(fd, [newSegmentHeader(op.seg.firstSeq)], 0);
       await fsyncFd(fd);
       await fsyncDir(this.dir);
       this.physPos = SEGMENT_HEADER_SIZE;
@@ -398,6 +393,10 @@ export class JournalWriter {
     for (const s of this.segs) s.log?.release();
     if (this.fd >= 0) fs.closeSync(this.fd);
   }
+}
+
+function newSegmentHeader(firstSeq: bigint): Buffer {
+  return encodeSegmentHeader({ firstSeq, createdNs: BigInt(Date.now()) * 1_000_000n });
 }
 
 function fdatasync(fd: number): Promise<void> {
