@@ -42,6 +42,12 @@ export interface Backend {
    * called with pwrite and a single Buffer, so filters never miss a write.
    */
   pwritev?(bufs: readonly Buffer[], offset: bigint, opts: { fua: boolean }): Promise<void>;
+  /**
+   * true: pwrite does not hold on to `buf` once its promise settles (it copied what it
+   * keeps, or keeps nothing), so the caller may reuse the memory for the next write.
+   * Absent means it may keep it. A filter sets it only when it and `next` both hold.
+   */
+  readonly borrowsWriteBuffers?: boolean;
   flush(): Promise<void>;
   trim(offset: bigint, length: number, opts: { fua: boolean }): Promise<void>;
   zero(offset: bigint, length: number, opts: { fua: boolean; noHole: boolean }): Promise<void>;

@@ -58,6 +58,32 @@ export class ByteQueue {
     return out;
   }
 
+  /** Remove n bytes into dest at `at` (the caller checks `length >= n`). */
+  copyOut(dest: Buffer, at: number, n: number): void {
+    if (n > this.total) throw new RangeError(`copyOut(${n}) with only ${this.total} bytes queued`);
+    let filled = 0;
+    while (filled < n) {
+      const c = this.chunks[this.first]!;
+      const part = Math.min(c.length - this.headOffset, n - filled);
+      c.copy(dest, at + filled, this.headOffset, this.headOffset + part);
+      filled += part;
+      this.advance(part);
+    }
+  }
+
+  /**
+   * Give the newest chunk memory of its own if any of it is still queued: it may be
+   * borrowed (a socket buffer read into again after the current callback returns). Only
+   * the newest needs it, as every older chunk was made its own when it was the newest.
+   */
+  ownNewest(): void {
+    if (this.total === 0) return;
+    const last = this.chunks.length - 1;
+    const from = last === this.first ? this.headOffset : 0;
+    this.chunks[last] = Buffer.from(this.chunks[last]!.subarray(from));
+    if (last === this.first) this.headOffset = 0;
+  }
+
   /** True when the next n bytes sit in one chunk (take(n) will not copy). */
   contiguous(n: number): boolean {
     const head = this.chunks[this.first];

@@ -69,7 +69,8 @@ export async function serveConnection(raw: Socket, opts: ConnectionOptions): Pro
   }
   opts.logger?.debug('nbd transmission', { export: end.session.exportName, structured: end.session.structuredReplies });
   const t = new Transmission(socket, reader.queue, end.session, opts.logger);
-  socket.on('data', (d: Buffer) => t.push(d));
+  // TLS sockets decrypt into their own buffers, so only plain ones read into ours.
+  if (socket !== raw || !t.readIntoOwnBuffers()) socket.on('data', (d: Buffer) => t.push(d));
   socket.on('close', () => t.close());
   t.pump();
   return end;

@@ -61,6 +61,8 @@ function writevFully(fd: number, bufs: Buffer[], pos: number, cb: (err: NodeJS.E
  */
 export class FileBackend implements Backend {
   readonly capabilities: BackendCapabilities;
+  /** Every write has reached the kernel when its promise settles. */
+  readonly borrowsWriteBuffers = true;
   readonly blockSizes: BlockSizes = { minimum: DEFAULT_MIN_BLOCK, preferred: DEFAULT_PREFERRED_BLOCK, maximum: MAX_REQUEST_PAYLOAD };
   private readonly zeros: ZeroBitmap;
   private closed = false;

@@ -11,9 +11,39 @@ import {
 import type { NegotiatedSession } from './handshake/state.js';
 import { blockStatusReply, simpleReply, STRUCTURED_READ_PREFIX, structuredDone, structuredError, writeOffsetDataPrefix, writeSimpleHeader, writeStructuredHeader } from './reply.js';
 import { parseRequestHeader, type NbdRequest } from './request.js';
+import { payloadPool } from './payload-pool.js';
+import { openUserBufferReads, type UserBufferReads } from './user-buffer-reads.js';
 
 /** Room for the done replies of one turn: 100 structured ones, well above any queue depth seen. */
 const DONE_BATCH_BYTES = 2000;
+/** What a user-buffer read lands in between payloads: headers, small writes, payload heads. */
+const GENERAL_READ_BYTES = 128 * 1024;
+/** A payload with at least this much still to come is read straight into its own buffer. */
+const DIRECT_READ_MIN = 16 * 1024;
+
+/**
+ * Payload bytes announced by WRITE headers and not received yet, over all connections. A
+ * payload buffer is taken when the header arrives, so without a bound a few thousand
+ * headers promising 32 MiB each would allocate far more than anyone sent. Past it, a
+ * WRITE waits in the queue for its bytes, as with 'data' chunks.
+ */
+export const MAX_ANNOUNCED_BYTES = 128 * 1024 * 1024;
+let announcedBytes = 0;
+
+/** Payload bytes announced and not yet received, process-wide (tests, metrics). */
+export function announcedPayloadBytes(): number {
+  return announcedBytes;
+}
+
+/** A WRITE whose header has arrived and whose payload is being gathered into `dest`. */
+interface Filling {
+  req: NbdRequest;
+  dest: Buffer;
+  filled: number;
+  pooled: boolean;
+  /** Its share of announcedBytes. */
+  announced: number;
+}
 
 /**
  * The transmission phase of one connection. Requests are parsed synchronously from the
@@ -22,15 +52,13 @@ const DONE_BATCH_BYTES = 2000;
  * synchronous block), so replies never interleave; writes are corked until the end of
  * the event-loop turn so that completions arriving together leave in one syscall.
  *
- * Hot path: header slice (no copy) → payload slices → fs.write/writev callback → one
- * promise → 16-byte reply. Measured with fio's nbd engine against `nbdkit file` in the
- * same run (256 MiB file export, loopback, 2 cores shared with other jobs, so ±40%):
- *   seq 1 MiB QD16:         1238–1804 MiB/s vs 2856–3325 MiB/s (0.4–0.6×)
- *   rand 4 KiB QD16:        27.5k–36.1k vs 24.4k–53.0k IOPS (0.6–1.4×)
- *   rand 4 KiB QD1 + fsync: 2772–3118 vs 3662–4447 IOPS (0.6–0.75×)
- * A profile of rand 4 KiB shows the main thread ~50% idle and most of the rest in the
- * socket send syscalls; a null backend showed the seq path is bound by Node's 64 KiB
- * socket reads, not the file (673 MiB/s null vs 696 MiB/s file in one run).
+ * Hot path on plain sockets: reads land in memory we own (user-buffer-reads.ts), a large
+ * payload straight in the pooled buffer it is written from (payload-pool.ts); header
+ * parse → backend write → one promise → 16-byte reply. TLS sockets, or a runtime where
+ * that hook is missing, use 'data' chunks: payload slices handed to pwritev, no copy.
+ * fio's nbd engine against rewind serve, seq 1 MiB QD16 (threads.sh in docs/BENCHMARKS.md):
+ * 'data' chunks 436–463 MiB/s with the main thread 80% busy; own buffers 614–684 MiB/s
+ * at 45–48% busy, where the journal's disk becomes the bound.
  */
 export class Transmission {
   private readonly checked: CheckedBackend;
@@ -48,6 +76,14 @@ export class Transmission {
   private doneLen = 0;
   /** The backend takes gather writes (see Backend.pwritev). */
   private readonly gather: boolean;
+  /**
+   * User-buffer reads (user-buffer-reads.ts), when on: what a read delivers is read into
+   * again after the callback, so every WRITE payload is gathered into a buffer of its own
+   * (`filling`; read straight into it while `direct`) and leftovers are copied.
+   */
+  private reads: UserBufferReads | null = null;
+  private filling: Filling | undefined;
+  private direct = false;
 
   constructor(
     private readonly socket: Socket,
@@ -66,9 +102,74 @@ export class Transmission {
     this.pump();
   }
 
+  /**
+   * Take the socket's reads into buffers of our own (see user-buffer-reads.ts). Returns
+   * false when the socket cannot, and the caller feeds `push` from 'data' events.
+   */
+  readIntoOwnBuffers(): boolean {
+    this.reads = openUserBufferReads(this.socket, GENERAL_READ_BYTES, this.onRead);
+    return this.reads !== null;
+  }
+
+  private readonly onRead = (n: number, buf: Buffer): boolean => {
+    if (this.direct) {
+      // This read landed in the payload's own buffer, right after what it held.
+      const f = this.filling!;
+      f.filled += n;
+      if (f.filled < f.dest.length) {
+        this.reads!.target(f.dest.subarray(f.filled));
+        return true;
+      }
+      this.direct = false;
+      this.reads!.target(this.reads!.general);
+      this.filled(f);
+      return !this.paused;
+    }
+    this.queue.push(buf.subarray(0, n));
+    try {
+      this.pump();
+    } finally {
+      this.queue.ownNewest();
+    }
+    return !this.paused;
+  };
+
+  /** A buffer for a WRITE payload read through user buffers (payload-pool.ts). */
+  private payloadBuffer(length: number): { dest: Buffer; pooled: boolean } {
+    if (this.session.backend.borrowsWriteBuffers === true) return { dest: payloadPool.acquire(length), pooled: true };
+    return { dest: payloadPool.keep(length), pooled: false };
+  }
+
+  /** Move queued bytes into the payload being gathered; dispatch it once whole. */
+  private fill(): boolean {
+    const f = this.filling!;
+    const part = Math.min(this.queue.length, f.dest.length - f.filled);
+    this.queue.copyOut(f.dest, f.filled, part);
+    f.filled += part;
+    if (f.filled < f.dest.length) {
+      if (this.reads && f.dest.length - f.filled >= DIRECT_READ_MIN) {
+        this.direct = true;
+        this.reads.target(f.dest.subarray(f.filled));
+      }
+      return false;
+    }
+    this.filled(f);
+    return true;
+  }
+
+  private filled(f: Filling): void {
+    this.filling = undefined;
+    announcedBytes -= f.announced;
+    this.dispatch(f.req, f.dest, f.pooled);
+  }
+
   /** Parse and dispatch as many complete requests as are queued. */
   pump(): void {
     while (!this.dead && !this.paused && !this.disconnecting) {
+      if (this.filling) {
+        if (!this.fill()) return;
+        continue;
+      }
       if (this.draining) {
         this.draining.left -= this.queue.skip(this.draining.left);
         if (this.draining.left > 0) return;
@@ -90,28 +191,43 @@ export class Transmission {
           this.draining = { req: parsed.req, left: length };
           continue;
         }
-        if (this.queue.length < REQUEST_HEADER_SIZE + length) return;
+        // With user-buffer reads a payload is gathered into its buffer as it comes (fill),
+        // unless too much is announced already; with 'data' chunks it waits whole here.
+        const missing = REQUEST_HEADER_SIZE + length - this.queue.length;
+        if (missing > 0 && !(this.reads && announcedBytes + missing <= MAX_ANNOUNCED_BYTES)) return;
+        if (this.reads) {
+          const parsed = parseRequestHeader(this.queue.take(REQUEST_HEADER_SIZE));
+          if (!parsed.ok) return this.violation(parsed.reason);
+          const { dest, pooled } = this.payloadBuffer(length);
+          const announced = Math.max(0, missing);
+          announcedBytes += announced;
+          this.filling = { req: parsed.req, dest, filled: 0, pooled, announced };
+          continue;
+        }
       }
       const parsed = parseRequestHeader(this.queue.take(REQUEST_HEADER_SIZE));
       if (!parsed.ok) return this.violation(parsed.reason);
-      // A 1 MiB payload arrives as ~16 socket chunks of 64 KiB: hand the slices to
-      // pwritev rather than copying them into one Buffer. A null backend showed the
-      // socket→request path, not the file, bounds seq 1 MiB QD16 (673 MiB/s null vs
-      // 696 MiB/s file, same run), so every copy saved on it counts.
+      // 'data' chunks: a 1 MiB payload arrives as ~16 socket chunks of 64 KiB; hand the
+      // slices to pwritev rather than copying them into one Buffer.
       let payload: Buffer | Buffer[] | undefined;
       if (type === NBD_CMD_WRITE) payload = this.gather && !this.queue.contiguous(length) ? this.queue.takeList(length) : this.queue.take(length);
       this.dispatch(parsed.req, payload);
     }
   }
 
-  private dispatch(req: NbdRequest, payload: Buffer | Buffer[] | undefined): void {
+  /** `pooled`: the payload came from payloadPool.acquire and goes back once the write settles. */
+  private dispatch(req: NbdRequest, payload: Buffer | Buffer[] | undefined, pooled = false): void {
     const refusal = this.checked.validate(req.type, req.flags, req.offset, req.length);
+    // Asked now, not when the buffer was taken: only a backend that gives this very write's
+    // buffer back may have it reused.
+    const recycle = pooled && this.session.backend.borrowsWriteBuffers === true;
     if (req.type === NBD_CMD_DISC) {
       this.disconnecting = true;
       this.maybeFinish();
       return;
     }
     if (refusal) {
+      if (recycle) payloadPool.release(payload as Buffer);
       this.replyError(req, refusal);
       return;
     }
@@ -125,7 +241,12 @@ export class Transmission {
         return;
       case NBD_CMD_WRITE:
         if (Array.isArray(payload)) this.checked.writev(payload, req.offset, fua).then(done);
-        else this.checked.write(payload!, req.offset, fua).then(done);
+        else if (recycle) {
+          this.checked.write(payload!, req.offset, fua).then((errno) => {
+            payloadPool.release(payload as Buffer);
+            done(errno);
+          });
+        } else this.checked.write(payload!, req.offset, fua).then(done);
         return;
       case NBD_CMD_FLUSH:
         this.checked.flush().then(done);
@@ -294,5 +415,10 @@ export class Transmission {
   /** Socket gone: stop replying; in-flight backend calls finish on their own. */
   close(): void {
     this.dead = true;
+    if (this.filling) {
+      announcedBytes -= this.filling.announced;
+      this.filling = undefined;
+      this.direct = false;
+    }
   }
 }

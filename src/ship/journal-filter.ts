@@ -231,6 +231,11 @@ export function journalFilter(opts: JournalFilterOptions): Filter {
       },
       capabilities: next.capabilities,
       blockSizes: next.blockSizes,
+      // Each write's promise settles after its entry is appended (copied, when the spool
+      // does not retain payloads) and its backing write is done.
+      get borrowsWriteBuffers() {
+        return spool.retainsPayloads === false && next.borrowsWriteBuffers === true;
+      },
       pread: (buf, offset) => next.pread(buf, offset),
       blockStatus: (offset, length) => next.blockStatus(offset, length),
       cache: (offset, length) => next.cache(offset, length),

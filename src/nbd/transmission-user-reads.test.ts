@@ -1,0 +1,175 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RawClient } from '../../test/helpers/nbd-raw-client.js';
+import type { Backend } from './backend.js';
+import * as C from './constants.js';
+import { ExportRegistry } from './export-registry.js';
+import { FileBackend } from './file-backend.js';
+import { createNbdServer, type NbdServer } from './server.js';
+import { announcedPayloadBytes, MAX_ANNOUNCED_BYTES } from './transmission.js';
+
+const SIZE = 64 << 20;
+
+/** FileBackend, recording the memory each WRITE payload arrived in. */
+function recording(inner: FileBackend, borrows: boolean): Backend & { payloads: Buffer[] } {
+  const payloads: Buffer[] = [];
+  return {
+    payloads,
+    get size() {
+      return inner.size;
+    },
+    capabilities: inner.capabilities,
+    blockSizes: inner.blockSizes,
+    ...(borrows ? { borrowsWriteBuffers: true } : {}),
+    pread: (b, o) => inner.pread(b, o),
+    pwrite: async (b, o, opts) => {
+      payloads.push(b);
+      // Settle later than the next requests arrive, so buffers are in flight together.
+      await new Promise((r) => setTimeout(r, 2));
+      return inner.pwrite(b, o, opts);
+    },
+    flush: () => inner.flush(),
+    trim: (o, l, opts) => inner.trim(o, l, opts),
+    zero: (o, l, opts) => inner.zero(o, l, opts),
+    blockStatus: (o, l) => inner.blockStatus(o, l),
+    cache: (o, l) => inner.cache(o, l),
+    close: () => inner.close(),
+  };
+}
+
+function header(type: number, offset: number, length: number, handle: number): Buffer {
+  const h = Buffer.alloc(28);
+  h.writeUInt32BE(C.NBD_REQUEST_MAGIC, 0);
+  h.writeUInt16BE(type, 6);
+  h.writeBigUInt64BE(BigInt(handle), 8);
+  h.writeBigUInt64BE(BigInt(offset), 16);
+  h.writeUInt32BE(length, 24);
+  return h;
+}
+
+/** Send `bytes` in pieces of random size, pausing between some, so reads split anywhere. */
+async function sendSplit(c: RawClient, bytes: Buffer, rnd: () => number): Promise<void> {
+  for (let at = 0; at < bytes.length; ) {
+    const n = Math.min(bytes.length - at, 1 + Math.floor(rnd() * 200_000));
+    c.sock.write(bytes.subarray(at, at + n));
+    at += n;
+    if (rnd() < 0.3) await new Promise((r) => setTimeout(r, 1));
+  }
+}
+
+function seeded(seed: number): () => number {
+  let x = seed;
+  return () => ((x = (x * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+}
+
+describe('transmission reading into its own buffers (user-buffer reads)', () => {
+  let dir: string;
+  const servers: NbdServer[] = [];
+  const backends: FileBackend[] = [];
+
+  beforeAll(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rewind-ubr-'));
+  });
+  afterAll(async () => {
+    for (const s of servers) await s.close();
+    for (const b of backends) await b.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function serve(name: string, borrows: boolean, unix: boolean): Promise<{ where: number | string; backend: ReturnType<typeof recording> }> {
+    const file = await FileBackend.open(path.join(dir, `${name}.img`), { size: BigInt(SIZE) });
+    backends.push(file);
+    const backend = recording(file, borrows);
+    const server = createNbdServer({ exports: new ExportRegistry().add('', backend) });
+    servers.push(server);
+    const sock = path.join(dir, `${name}.sock`);
+    const a = await server.listen(unix ? { path: sock } : { host: '127.0.0.1', port: 0 });
+    return { where: unix ? sock : (a as AddressInfo).port, backend };
+  }
+
+  /** Writes of many sizes split at random points, read back and compared. */
+  async function roundTrip(where: number | string, seed: number): Promise<Array<{ offset: number; data: Buffer }>> {
+    const rnd = seeded(seed);
+    const c = await RawClient.connect(where);
+    await c.go();
+    const sizes = [1, 511, 4096, 28, 65536, 300_001, 1 << 20, 4096, 2 << 20, 17, 1 << 20, 123_457];
+    const writes = sizes.map((n, i) => ({ offset: i * (3 << 20) + (i % 3), data: crypto.randomBytes(n) }));
+    const stream = Buffer.concat(writes.flatMap((w, i) => [header(C.NBD_CMD_WRITE, w.offset, w.data.length, 100 + i), w.data]));
+    await sendSplit(c, stream, rnd);
+    const done = new Set<number>();
+    for (let i = 0; i < writes.length; i++) {
+      const r = await c.simpleReply();
+      expect(r.error).toBe(0);
+      done.add(r.handle);
+    }
+    expect(done.size).toBe(writes.length);
+    for (const [i, w] of writes.entries()) {
+      c.request(C.NBD_CMD_READ, w.offset, w.data.length, 500 + i);
+      const r = await c.simpleReply();
+      expect(r).toEqual({ error: 0, handle: 500 + i });
+      expect((await c.reader.read(w.data.length)).equals(w.data)).toBe(true);
+    }
+    c.destroy();
+    return writes;
+  }
+
+  it('gathers payloads split anywhere over TCP and unix sockets, and reuses the memory of settled writes', async () => {
+    for (const unix of [false, true]) {
+      const { where, backend } = await serve(unix ? 'borrow-unix' : 'borrow-tcp', true, unix);
+      await roundTrip(where, unix ? 7 : 3);
+      await roundTrip(where, unix ? 8 : 4);
+      // Pool memory: each payload at the start of a power-of-two buffer of its own...
+      for (const p of backend.payloads) {
+        expect(p.byteOffset).toBe(0);
+        const size = p.buffer.byteLength;
+        expect(size >= 4096 && (size & (size - 1)) === 0).toBe(true);
+      }
+      // ...handed out again once a write settled: the second round used no new memory
+      // for sizes the first round had.
+      const first = new Set(backend.payloads.slice(0, 12).map((p) => p.buffer));
+      const again = backend.payloads.slice(12).filter((p) => first.has(p.buffer));
+      expect(again.length).toBeGreaterThan(0);
+    }
+  });
+
+  it('never reuses a payload buffer the backend may keep', async () => {
+    const { where, backend } = await serve('keep', false, false);
+    const writes = await roundTrip(where, 11);
+    expect(backend.payloads.length).toBe(writes.length);
+    for (const [i, w] of writes.entries()) expect(backend.payloads[i]!.equals(w.data)).toBe(true);
+    const more = await roundTrip(where, 12);
+    for (const [i, w] of writes.entries()) expect(backend.payloads[i]!.equals(w.data)).toBe(true);
+    for (const [i, w] of more.entries()) expect(backend.payloads[writes.length + i]!.equals(w.data)).toBe(true);
+  });
+
+  it('bounds payload memory announced by headers whose bytes have not come, and serves the write once they do', async () => {
+    const { where } = await serve('announce', true, false);
+    const big = C.MAX_REQUEST_PAYLOAD;
+    const clients: RawClient[] = [];
+    for (let i = 0; i < 8; i++) {
+      const c = await RawClient.connect(where);
+      await c.go();
+      c.sock.write(Buffer.concat([header(C.NBD_CMD_WRITE, 0, big, 1), Buffer.alloc(10, i)]));
+      clients.push(c);
+    }
+    const last = clients[clients.length - 1]!;
+    await new Promise((r) => setTimeout(r, 100));
+    expect(announcedPayloadBytes()).toBeGreaterThan(0);
+    expect(announcedPayloadBytes()).toBeLessThanOrEqual(MAX_ANNOUNCED_BYTES);
+    // The last client's header waits in its queue (over the bound); its payload still lands.
+    last.sock.write(Buffer.alloc(big - 10, 0x77));
+    const r = await last.simpleReply();
+    expect(r).toEqual({ error: 0, handle: 1 });
+    last.request(C.NBD_CMD_READ, big - 4096, 4096, 2);
+    expect(await last.simpleReply()).toEqual({ error: 0, handle: 2 });
+    expect((await last.reader.read(4096)).every((b) => b === 0x77)).toBe(true);
+    for (const c of clients) c.destroy();
+    await Promise.all(clients.map((c) => c.closed));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(announcedPayloadBytes()).toBe(0);
+  });
+});
