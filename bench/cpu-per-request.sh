@@ -2,6 +2,7 @@
 # Where a server's time goes under one fio workload: IOPS and bandwidth, the server's CPU
 # per request (all threads, from /proc/PID/stat), the share of it its main thread takes,
 # fio's CPU and the machine's idle time (/proc/stat). One run; compare runs side by side.
+# Like bench/run.ts, it fills and deletes a 2 GiB scratch file right before fio starts.
 #
 #   bash bench/cpu-per-request.sh rewind|nbdkit FIO-ARGS...
 #   bash bench/cpu-per-request.sh rewind --rw=randwrite --bs=4k --iodepth=16 --size=1G --time_based --runtime=6
@@ -23,6 +24,8 @@ case "$srv" in
   *) echo "server must be rewind or nbdkit" >&2; exit 2 ;;
 esac
 for _ in $(seq 100); do (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+# Same warm-up as bench/run.ts: just-freed page cache for the server to write into.
+dd if=/dev/zero of="$work/warm" bs=8M count=256 status=none; rm "$work/warm"
 cpu() { awk '{print $14+$15}' "$1"; }
 read -r _ u n s idl iow irq sirq st _ < /proc/stat; i0=$((idl+iow)); a0=$((u+n+s+idl+iow+irq+sirq+st))
 m0=$(cpu /proc/$pid/task/$pid/stat); t0=$(cpu /proc/$pid/stat)

@@ -56,9 +56,9 @@ interface Filling {
  * payload straight in the pooled buffer it is written from (payload-pool.ts); header
  * parse → backend write → one promise → 16-byte reply. TLS sockets, or a runtime where
  * that hook is missing, use 'data' chunks: payload slices handed to pwritev, no copy.
- * fio's nbd engine against rewind serve, seq 1 MiB QD16 (threads.sh in docs/BENCHMARKS.md):
- * 'data' chunks 436–463 MiB/s with the main thread 80% busy; own buffers 614–684 MiB/s
- * at 45–48% busy, where the journal's disk becomes the bound.
+ * `bench/cpu-per-request.sh rewind --rw=write --bs=1M --iodepth=16 --size=1G`, alternating:
+ * 'data' chunks 430–517 MiB/s, 2.3–2.8 ms of server CPU per MiB, main thread 79–81% busy;
+ * own buffers 561–593 MiB/s, 1.34–1.46 ms, 46–47% busy: the journal's disk is the bound.
  */
 export class Transmission {
   private readonly checked: CheckedBackend;
