@@ -161,6 +161,38 @@ describe('VolumeStore while the node resends the volume', () => {
     expect(v.marks().map((m) => m.name)).toEqual([]);
   });
 
+  it('after reopening, takes a BEGIN mark it cannot read for the start of a span, and says so', async () => {
+    const v = await store.createVolume('v', BigInt(8 * KiB));
+    const before = rwrite(0, 1);
+    const begin = mark(RESEND_BEGIN_MARK);
+    const base = rwrite(4096, 7, 4096, RecordFlag.Base);
+    const end = mark(RESEND_END_MARK);
+    // Enough after it that the damaged record is not in the segment the writer reopens.
+    const filler = Array.from({ length: 40 }, (_, i) => rwrite(512 * (i % 8), 10 + i, 4096));
+    await v.append([before, begin, base, end, ...filler]);
+    await store.close();
+    // Flip one byte of the BEGIN record's payload (the mark's name) on disk.
+    const jdir = path.join(dir, 'volumes', 'v', 'journal');
+    const files = (await fsp.readdir(jdir)).filter((f) => f.endsWith('.seg')).sort();
+    expect(files.length).toBeGreaterThan(1);
+    const first = path.join(jdir, files[0]!);
+    const bytes = await fsp.readFile(first);
+    const at = bytes.indexOf(Buffer.from(RESEND_BEGIN_MARK));
+    expect(at).toBeGreaterThan(0);
+    bytes[at + 3] ^= 0x01;
+    await fsp.writeFile(first, bytes);
+
+    store = await CollectorStore.open(dir, { segmentBytes: 64 * KiB });
+    const w = store.volume('v')!;
+    expect(w.resolve({ seq: before.seq }).seq).toBe(before.seq);
+    for (const s of [begin.seq, base.seq]) {
+      expect(() => w.resolve({ seq: s })).toThrow(expect.objectContaining({ code: ErrorCodes.POINT_NOT_EXACT }));
+    }
+    expect(() => w.resolve({ seq: base.seq })).toThrow(/mark record at seq \d+ .*cannot be read \(run scrub on volume v\)/);
+    expect(w.resolve({ seq: end.seq }).seq).toBe(end.seq);
+    expect(w.resolve({ seq: filler[39]!.seq }).seq).toBe(filler[39]!.seq);
+  });
+
   it('keeps an unfinished resend open (latest state included) and remembers both kinds of span after reopening', async () => {
     const v = await store.createVolume('v', BigInt(8 * KiB));
     const a = rwrite(0, 1);

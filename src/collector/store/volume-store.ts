@@ -41,6 +41,8 @@ export class VolumeStore {
   /** Spans [from, to) of seqs while the node resent the volume (resend-marks.ts), and one still open. */
   private resends: Array<{ from: bigint; to: bigint }> = [];
   private resendOpen: bigint | undefined;
+  /** Mark records that could not be read at open (see learnUnreadableMark). */
+  private readonly unreadableMarks = new Set<bigint>();
   private readonly serial = new Serial();
   private readonly history = new HistoryLock();
   /** The journal writer failed and could not be reopened yet (e.g. the disk is still full). */
@@ -177,8 +179,13 @@ export class VolumeStore {
   private async learnMarkRecord(seq: bigint, name?: string): Promise<void> {
     const i = this.index.indexOf(seq);
     if (name === undefined) {
-      const rec = await this.locator.readRecord(this.index.segs[i]!, this.index.pos[i]!).catch(() => null);
-      if (!rec) return;
+      let rec: JournalRecord;
+      try {
+        rec = await this.locator.readRecord(this.index.segs[i]!, this.index.pos[i]!);
+      } catch (err) {
+        this.learnUnreadableMark(seq, err);
+        return;
+      }
       name = rec.payload.toString('utf8');
     }
     if (name.startsWith(RESERVED_MARK_PREFIX)) {
@@ -208,12 +215,27 @@ export class VolumeStore {
     }
   }
 
+  /**
+   * A mark record found at open whose bytes fail their check: it may have been a resend
+   * BEGIN, and taking it for nothing would let points inside that resend restore a partial
+   * copy. So, unless a span is open already (then it may be an END, and the span stays open
+   * to the next readable END), it opens a span to the next readable END: points in between
+   * are refused, with the record named so that scrub can be run on it.
+   */
+  private learnUnreadableMark(seq: bigint, err: unknown): void {
+    this.log.error('a mark record cannot be read; points after it are refused up to the next resend end; run scrub', { seq, err });
+    this.unreadableMarks.add(seq);
+    this.resendOpen ??= seq;
+  }
+
   /** Refuse a point whose state the collector holds only in part (see resend-marks.ts). */
   private checkExact(p: Point, r: { seq: bigint; time: bigint }): void {
     const span = this.resendOpen !== undefined && r.seq >= this.resendOpen ? { from: this.resendOpen, to: undefined } : this.resends.find((x) => r.seq >= x.from && r.seq < x.to);
     if (!span) return;
     const from = `seq ${span.from} (${formatNs(span.from <= this.ckpt.seq ? this.earliestTime() : this.timeOfSeq(span.from))})`;
-    const why = span.to === undefined
+    const why = this.unreadableMarks.has(span.from)
+      ? `the mark record at ${from} cannot be read (run scrub on volume ${this.name}), so whether the node was resending the volume from there is unknown; pick an instant before it${span.to === undefined ? '' : ` or from seq ${span.to} on`}`
+      : span.to === undefined
       ? `the node has been resending the volume since ${from} and has not finished; wait for it (rewind status) or pick an instant before it`
       : `the node was resending the volume from ${from} to seq ${span.to} (${formatNs(this.timeOfSeq(span.to))}); pick an instant from the end on, or before the start`;
     throw new RewindError(ErrorCodes.POINT_NOT_EXACT, `volume ${this.name}: ${describePoint(p)} (seq ${r.seq}) is not an exact point: ${why}`, {
