@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { checkRec, collect, tempDir, writeRec } from '../../test/helpers/journal-fixtures.js';
-import { DIRECT_ALIGN, logAt, openSegmentFile, SegmentLog } from './direct-append.js';
+import { chunkPoolStats, DIRECT_ALIGN, KEEP_IDLE_CHUNKS, logAt, openSegmentFile, SegmentLog } from './direct-append.js';
 import { segmentName } from './segment.js';
 import { readJournal } from './reader.js';
 import { SegmentScanner } from './scan.js';
@@ -26,6 +26,25 @@ function pattern(len: number, seed: number): Buffer {
 }
 
 describe('SegmentLog', () => {
+  it('gives the memory of a burst back once it is idle, keeping a bounded reserve warm', async () => {
+    const before = chunkPoolStats();
+    const logs = [new SegmentLog(0), new SegmentLog(0)];
+    const piece = pattern(1 << 20, 5);
+    // 2 × 80 MiB held at once, as two writers' queues in a burst.
+    for (let i = 0; i < 80; i++) for (const l of logs) l.append([piece]);
+    const during = chunkPoolStats();
+    expect(during.memories).toBeGreaterThanOrEqual(before.memories + 19);
+    for (const l of logs) l.release();
+    const after = chunkPoolStats();
+    expect(after.idleChunks).toBeLessThanOrEqual(KEEP_IDLE_CHUNKS + 8);
+    expect(after.memories).toBeLessThan(during.memories - 10);
+    // What is left is handed out again, and a new log still works.
+    const again = new SegmentLog(0);
+    again.append([piece]);
+    expect(chunkPoolStats().idleChunks).toBeLessThan(after.idleChunks);
+    again.release();
+  });
+
   it('lays pieces of any size end to end, across blocks and staging chunks, padded with zeros only past the end', async () => {
     const f = path.join(dir(), 'seg');
     const { fd, direct } = openSegmentFile(f, true);

@@ -29,9 +29,6 @@ export const DIRECT_ALIGN = 4096;
 const CHUNK = 1 << 20;
 const CHUNKS_PER_MEMORY = 8;
 
-/** Chunks no longer needed come back here; the pool only grows (bounded by what writers hold at once). */
-const freeChunks: Buffer[] = [];
-
 // Node's lib typings leave WebAssembly out; this is the one constructor used.
 const Wasm = (globalThis as unknown as { WebAssembly: { Memory: new (d: { initial: number; maximum: number }) => { buffer: ArrayBuffer } } }).WebAssembly;
 
@@ -46,14 +43,72 @@ function takeTail(): Buffer {
   return freeTails.pop()!;
 }
 
-function takeChunk(): Buffer {
-  if (freeChunks.length === 0) {
-    const pages = (CHUNKS_PER_MEMORY * CHUNK) / 65536;
-    const mem = Buffer.from(new Wasm.Memory({ initial: pages, maximum: pages }).buffer);
-    for (let i = 0; i < CHUNKS_PER_MEMORY; i++) freeChunks.push(mem.subarray(i * CHUNK, (i + 1) * CHUNK));
+/**
+ * Chunks no longer needed come back here and are handed out again (newest first: the most
+ * likely to be warm). Past KEEP_IDLE_CHUNKS idle (a spool queues up to 64 MiB), each 8 MiB memory whose chunks are all
+ * back is dropped for the GC to free, so a burst (64 MiB queued per spool, more with many
+ * collector volumes) does not stay resident for good.
+ */
+const KEEP_IDLE_CHUNKS = 64;
+
+class ChunkPool {
+  private free: Buffer[] = [];
+  private readonly idleOf = new Map<ArrayBufferLike, number>();
+  private trimAbove = KEEP_IDLE_CHUNKS;
+
+  take(): Buffer {
+    if (this.free.length === 0) {
+      const pages = (CHUNKS_PER_MEMORY * CHUNK) / 65536;
+      const mem = Buffer.from(new Wasm.Memory({ initial: pages, maximum: pages }).buffer);
+      for (let i = 0; i < CHUNKS_PER_MEMORY; i++) this.give(mem.subarray(i * CHUNK, (i + 1) * CHUNK));
+    }
+    const c = this.free.pop()!;
+    this.idleOf.set(c.buffer, this.idleOf.get(c.buffer)! - 1);
+    return c;
   }
-  return freeChunks.pop()!;
+
+  give(c: Buffer): void {
+    this.free.push(c);
+    this.idleOf.set(c.buffer, (this.idleOf.get(c.buffer) ?? 0) + 1);
+    if (this.free.length > this.trimAbove) this.trim();
+  }
+
+  private trim(): void {
+    const drop = new Set<ArrayBufferLike>();
+    let left = this.free.length;
+    for (const [mem, idle] of this.idleOf) {
+      if (left - CHUNKS_PER_MEMORY < KEEP_IDLE_CHUNKS) break;
+      if (idle === CHUNKS_PER_MEMORY) {
+        drop.add(mem);
+        left -= CHUNKS_PER_MEMORY;
+      }
+    }
+    if (drop.size > 0) {
+      this.free = this.free.filter((c) => !drop.has(c.buffer));
+      for (const mem of drop) this.idleOf.delete(mem);
+    }
+    // Nothing (more) to drop while memories are partly in use: look again after a few more.
+    this.trimAbove = Math.max(KEEP_IDLE_CHUNKS, this.free.length + CHUNKS_PER_MEMORY);
+  }
+
+  /** For tests: idle chunks, and memories still referenced by the pool. */
+  get stats(): { idleChunks: number; memories: number } {
+    return { idleChunks: this.free.length, memories: this.idleOf.size };
+  }
 }
+
+const chunks = new ChunkPool();
+
+function takeChunk(): Buffer {
+  return chunks.take();
+}
+
+/** For tests (see ChunkPool). */
+export function chunkPoolStats(): { idleChunks: number; memories: number } {
+  return chunks.stats;
+}
+
+export { KEEP_IDLE_CHUNKS };
 
 export class SegmentLog {
   /** chunks[i] holds file bytes [base + i*CHUNK, base + (i+1)*CHUNK). */
@@ -125,7 +180,7 @@ export class SegmentLog {
     this.written = target;
     // Chunks wholly before the block that holds the end are done with.
     while (this.chunks.length > 1 && this.base + CHUNK <= alignDown(this.written)) {
-      freeChunks.push(this.chunks.shift()!);
+      chunks.give(this.chunks.shift()!);
       this.base += CHUNK;
     }
   }
@@ -140,7 +195,7 @@ export class SegmentLog {
   release(): void {
     if (this.released) return;
     this.released = true;
-    freeChunks.push(...this.chunks.splice(0));
+    for (const c of this.chunks.splice(0)) chunks.give(c);
     freeTails.push(this.tailBlock);
   }
 }
