@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RawClient } from '../../test/helpers/nbd-raw-client.js';
+import { RawClient, requestHeader as header } from '../../test/helpers/nbd-raw-client.js';
 import type { Backend } from './backend.js';
 import * as C from './constants.js';
 import { ExportRegistry } from './export-registry.js';
@@ -39,16 +39,6 @@ function recording(inner: FileBackend, borrows: boolean): Backend & { payloads: 
     cache: (o, l) => inner.cache(o, l),
     close: () => inner.close(),
   };
-}
-
-function header(type: number, offset: number, length: number, handle: number): Buffer {
-  const h = Buffer.alloc(28);
-  h.writeUInt32BE(C.NBD_REQUEST_MAGIC, 0);
-  h.writeUInt16BE(type, 6);
-  h.writeBigUInt64BE(BigInt(handle), 8);
-  h.writeBigUInt64BE(BigInt(offset), 16);
-  h.writeUInt32BE(length, 24);
-  return h;
 }
 
 /** Send `bytes` in pieces of random size, pausing between some, so reads split anywhere. */

@@ -3,6 +3,18 @@ import { expect } from 'vitest';
 import { AsyncReader } from '../../src/nbd/async-reader.js';
 import * as C from '../../src/nbd/constants.js';
 
+/** The 28-byte header of a transmission request. */
+export function requestHeader(type: number, offset: number, length: number, handle: number, flags = 0): Buffer {
+  const h = Buffer.alloc(28);
+  h.writeUInt32BE(C.NBD_REQUEST_MAGIC, 0);
+  h.writeUInt16BE(flags, 4);
+  h.writeUInt16BE(type, 6);
+  h.writeBigUInt64BE(BigInt(handle), 8);
+  h.writeBigUInt64BE(BigInt(offset), 16);
+  h.writeUInt32BE(length, 24);
+  return h;
+}
+
 /** A hand-driven client: exactly the bytes we choose, to probe the server's edges. */
 export class RawClient {
   readonly reader = new AsyncReader();
@@ -52,13 +64,7 @@ export class RawClient {
     }
   }
   request(type: number, offset: number, length: number, handle: number, flags = 0, payload?: Buffer): void {
-    const h = Buffer.alloc(28);
-    h.writeUInt32BE(C.NBD_REQUEST_MAGIC, 0);
-    h.writeUInt16BE(flags, 4);
-    h.writeUInt16BE(type, 6);
-    h.writeBigUInt64BE(BigInt(handle), 8);
-    h.writeBigUInt64BE(BigInt(offset), 16);
-    h.writeUInt32BE(length, 24);
+    const h = requestHeader(type, offset, length, handle, flags);
     this.sock.write(payload ? Buffer.concat([h, payload]) : h);
   }
   async simpleReply(): Promise<{ error: number; handle: number }> {

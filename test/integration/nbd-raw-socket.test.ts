@@ -6,7 +6,7 @@ import { createNbdServer, type NbdServer } from '../../src/nbd/server.js';
 import { ExportRegistry } from '../../src/nbd/export-registry.js';
 import { FileBackend } from '../../src/nbd/file-backend.js';
 import * as C from '../../src/nbd/constants.js';
-import { RawClient } from '../helpers/nbd-raw-client.js';
+import { RawClient, requestHeader } from '../helpers/nbd-raw-client.js';
 import { makeTempDir, nbdUri, qemuIo, requirePeer, runPeer } from '../helpers/nbd-peers.js';
 
 const SIZE = 64 * 1024 * 1024;
@@ -102,15 +102,7 @@ describe('NBD server against malformed and hostile input on a raw socket', () =>
     const c = await RawClient.connect(port);
     await c.go();
     // Writes, a read and a flush still in flight when DISC arrives, all in one packet.
-    const h = (type: number, offset: number, length: number, handle: number) => {
-      const b = Buffer.alloc(28);
-      b.writeUInt32BE(C.NBD_REQUEST_MAGIC, 0);
-      b.writeUInt16BE(type, 6);
-      b.writeBigUInt64BE(BigInt(handle), 8);
-      b.writeBigUInt64BE(BigInt(offset), 16);
-      b.writeUInt32BE(length, 24);
-      return b;
-    };
+    const h = requestHeader;
     c.sock.write(Buffer.concat([
       h(C.NBD_CMD_WRITE, 1 << 20, 4096, 11), Buffer.alloc(4096, 0x5a),
       h(C.NBD_CMD_WRITE, 2 << 20, 256 * 1024, 12), Buffer.alloc(256 * 1024, 0x5b),
