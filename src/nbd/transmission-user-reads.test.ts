@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -108,6 +109,30 @@ describe('transmission reading into its own buffers (user-buffer reads)', () => 
   }
 
   it('gathers payloads split anywhere over TCP and unix sockets, and reuses the memory of settled writes', async () => {
+    // Each handle.useUserBuffer call stacks a native listener on the socket until it closes:
+    // reads are pointed through Node's generator instead, so one call per connection.
+    const probe = net.connect({ port: 9, host: '127.0.0.1' });
+    probe.on('error', () => undefined);
+    const handles = [Object.getPrototypeOf((probe as unknown as { _handle: object })._handle), Object.getPrototypeOf((net.connect(path.join(dir, 'none.sock')).on('error', () => undefined) as unknown as { _handle: object })._handle)];
+    probe.destroy();
+    let calls = 0;
+    const originals = handles.map((h: { useUserBuffer: (b: Buffer) => void }) => h.useUserBuffer);
+    handles.forEach((h: { useUserBuffer: (b: Buffer) => void }, i) => {
+      h.useUserBuffer = function (this: unknown, b: Buffer) {
+        calls++;
+        return originals[i]!.call(this, b);
+      };
+    });
+    try {
+      await gatherAndReuse();
+    } finally {
+      handles.forEach((h: { useUserBuffer: (b: Buffer) => void }, i) => (h.useUserBuffer = originals[i]!));
+    }
+    expect(calls).toBeGreaterThan(0);
+    expect(calls).toBeLessThanOrEqual(4); // two connections per socket kind
+  });
+
+  async function gatherAndReuse(): Promise<void> {
     for (const unix of [false, true]) {
       const { where, backend } = await serve(unix ? 'borrow-unix' : 'borrow-tcp', true, unix);
       await roundTrip(where, unix ? 7 : 3);
@@ -124,7 +149,7 @@ describe('transmission reading into its own buffers (user-buffer reads)', () => 
       const again = backend.payloads.slice(12).filter((p) => first.has(p.buffer));
       expect(again.length).toBeGreaterThan(0);
     }
-  });
+  }
 
   it('never reuses a payload buffer the backend may keep', async () => {
     const { where, backend } = await serve('keep', false, false);

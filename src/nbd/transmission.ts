@@ -83,7 +83,8 @@ export class Transmission {
    */
   private reads: UserBufferReads | null = null;
   private filling: Filling | undefined;
-  private direct = false;
+  /** The rest of `filling`'s payload, while reads are pointed into it. */
+  private direct: Buffer | null = null;
 
   constructor(
     private readonly socket: Socket,
@@ -112,16 +113,15 @@ export class Transmission {
   }
 
   private readonly onRead = (n: number, buf: Buffer): boolean => {
-    if (this.direct) {
+    if (this.direct !== null && buf === this.direct) {
       // This read landed in the payload's own buffer, right after what it held.
       const f = this.filling!;
       f.filled += n;
       if (f.filled < f.dest.length) {
-        this.reads!.target(f.dest.subarray(f.filled));
+        this.aim(f.dest.subarray(f.filled));
         return true;
       }
-      this.direct = false;
-      this.reads!.target(this.reads!.general);
+      this.aim(null);
       this.filled(f);
       return !this.paused;
     }
@@ -147,14 +147,17 @@ export class Transmission {
     this.queue.copyOut(f.dest, f.filled, part);
     f.filled += part;
     if (f.filled < f.dest.length) {
-      if (this.reads && f.dest.length - f.filled >= DIRECT_READ_MIN) {
-        this.direct = true;
-        this.reads.target(f.dest.subarray(f.filled));
-      }
+      if (this.reads && f.dest.length - f.filled >= DIRECT_READ_MIN) this.aim(f.dest.subarray(f.filled));
       return false;
     }
     this.filled(f);
     return true;
+  }
+
+  /** Point the next reads into `buf` (the rest of a payload), or back to the general buffer. */
+  private aim(buf: Buffer | null): void {
+    this.direct = buf;
+    this.reads!.target(buf ?? this.reads!.general);
   }
 
   private filled(f: Filling): void {
@@ -418,7 +421,7 @@ export class Transmission {
     if (this.filling) {
       announcedBytes -= this.filling.announced;
       this.filling = undefined;
-      this.direct = false;
+      if (this.reads) this.aim(null);
     }
   }
 }
