@@ -64,6 +64,9 @@ class ChunkPool {
     }
     const c = this.free.pop()!;
     this.idleOf.set(c.buffer, this.idleOf.get(c.buffer)! - 1);
+    // The trim threshold follows the idle count down, so memories that go idle after a
+    // fragmented burst are dropped without waiting for the count to pass its old peak.
+    if (this.free.length + CHUNKS_PER_MEMORY < this.trimAbove) this.trimAbove = Math.max(KEEP_IDLE_CHUNKS, this.free.length + CHUNKS_PER_MEMORY);
     return c;
   }
 

@@ -142,6 +142,14 @@ export class SegmentLocator {
   }
 
   /** Read and CRC-check the whole record at (seg, pos). */
+  /** The payload length a record's header states (the open-time scan framed records by it). */
+  async payloadLength(seg: number, pos: number): Promise<number> {
+    const fh = await this.handle(seg);
+    const h = Buffer.alloc(RECORD_HEADER_SIZE);
+    const { bytesRead } = await fh.read(h, 0, RECORD_HEADER_SIZE, pos);
+    return bytesRead === RECORD_HEADER_SIZE ? h.readUInt32LE(8) : -1;
+  }
+
   async readRecord(seg: number, pos: number): Promise<JournalRecord> {
     const fh = await this.handle(seg);
     const h = Buffer.alloc(RECORD_HEADER_SIZE);

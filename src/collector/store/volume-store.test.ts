@@ -161,36 +161,70 @@ describe('VolumeStore while the node resends the volume', () => {
     expect(v.marks().map((m) => m.name)).toEqual([]);
   });
 
+  /** Close the store, flip one byte of the payload of the mark named `name` on disk, reopen. */
+  async function damageMark(name: string): Promise<NonNullable<ReturnType<CollectorStore['volume']>>> {
+    await store.close();
+    const jdir = path.join(dir, 'volumes', 'v', 'journal');
+    const files = (await fsp.readdir(jdir)).filter((f) => f.endsWith('.seg')).sort();
+    expect(files.length).toBeGreaterThan(1); // not in the segment the writer reopens
+    const first = path.join(jdir, files[0]!);
+    const bytes = await fsp.readFile(first);
+    const at = bytes.indexOf(Buffer.from(name));
+    expect(at).toBeGreaterThan(0);
+    bytes[at + 3] ^= 0x01;
+    await fsp.writeFile(first, bytes);
+    store = await CollectorStore.open(dir, { segmentBytes: 64 * KiB });
+    return store.volume('v')!;
+  }
+  const filler = () => Array.from({ length: 40 }, (_, i) => rwrite(512 * (i % 8), 10 + i, 4096));
+
   it('after reopening, takes a BEGIN mark it cannot read for the start of a span, and says so', async () => {
     const v = await store.createVolume('v', BigInt(8 * KiB));
     const before = rwrite(0, 1);
     const begin = mark(RESEND_BEGIN_MARK);
     const base = rwrite(4096, 7, 4096, RecordFlag.Base);
     const end = mark(RESEND_END_MARK);
-    // Enough after it that the damaged record is not in the segment the writer reopens.
-    const filler = Array.from({ length: 40 }, (_, i) => rwrite(512 * (i % 8), 10 + i, 4096));
-    await v.append([before, begin, base, end, ...filler]);
-    await store.close();
-    // Flip one byte of the BEGIN record's payload (the mark's name) on disk.
-    const jdir = path.join(dir, 'volumes', 'v', 'journal');
-    const files = (await fsp.readdir(jdir)).filter((f) => f.endsWith('.seg')).sort();
-    expect(files.length).toBeGreaterThan(1);
-    const first = path.join(jdir, files[0]!);
-    const bytes = await fsp.readFile(first);
-    const at = bytes.indexOf(Buffer.from(RESEND_BEGIN_MARK));
-    expect(at).toBeGreaterThan(0);
-    bytes[at + 3] ^= 0x01;
-    await fsp.writeFile(first, bytes);
-
-    store = await CollectorStore.open(dir, { segmentBytes: 64 * KiB });
-    const w = store.volume('v')!;
+    const more = filler();
+    await v.append([before, begin, base, end, ...more]);
+    const w = await damageMark(RESEND_BEGIN_MARK);
     expect(w.resolve({ seq: before.seq }).seq).toBe(before.seq);
     for (const s of [begin.seq, base.seq]) {
       expect(() => w.resolve({ seq: s })).toThrow(expect.objectContaining({ code: ErrorCodes.POINT_NOT_EXACT }));
     }
-    expect(() => w.resolve({ seq: base.seq })).toThrow(/mark record at seq \d+ .*cannot be read \(run scrub on volume v\)/);
+    expect(() => w.resolve({ seq: base.seq })).toThrow(/mark record at seq \d+ cannot be read \(run scrub on volume v\) and may be where the node began/);
     expect(w.resolve({ seq: end.seq }).seq).toBe(end.seq);
-    expect(w.resolve({ seq: filler[39]!.seq }).seq).toBe(filler[39]!.seq);
+    expect(w.resolve({ seq: more[39]!.seq }).seq).toBe(more[39]!.seq);
+  });
+
+  it('after reopening, an unreadable user mark refuses nothing and holds back no consolidation', async () => {
+    const v = await store.createVolume('v', BigInt(8 * KiB));
+    const a = rwrite(0, 1);
+    const m = mark('nightly-backup-XYZ');
+    const more = filler();
+    await v.append([a, m, ...more]);
+    const w = await damageMark('nightly-backup-XYZ');
+    // marks.json still names it (it was saved when the mark arrived).
+    expect(w.marks().map((x) => x.name)).toContain('nightly-backup-XYZ');
+    const last = more[39]!.seq;
+    expect(w.resolve({ seq: last }).seq).toBe(last);
+    expect(w.status().resendingSinceSeq).toBeUndefined();
+    expect((await w.consolidate({ seq: last })).checkpointSeq).toBe(last);
+  });
+
+  it('after reopening, an unreadable END whose BEGIN was consolidated away refuses from the checkpoint to it', async () => {
+    const v = await store.createVolume('v', BigInt(8 * KiB));
+    const a = rwrite(0, 1);
+    const begin = mark(RESEND_BEGIN_MARK);
+    const base = rwrite(4096, 7, 4096, RecordFlag.Base);
+    const live = rwrite(100, 2);
+    const end = mark(RESEND_END_MARK);
+    const more = filler();
+    await v.append([a, begin, base, live, end, ...more]);
+    expect((await v.consolidate({ seq: base.seq })).checkpointSeq).toBe(base.seq);
+    const w = await damageMark(RESEND_END_MARK);
+    expect(() => w.resolve({ seq: live.seq })).toThrow(/cannot be read .* may be where the node finished resending/);
+    expect(w.resolve({ seq: end.seq }).seq).toBe(end.seq);
+    expect(w.resolve({ seq: more[0]!.seq }).seq).toBe(more[0]!.seq);
   });
 
   it('keeps an unfinished resend open (latest state included) and remembers both kinds of span after reopening', async () => {

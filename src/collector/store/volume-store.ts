@@ -183,7 +183,8 @@ export class VolumeStore {
       try {
         rec = await this.locator.readRecord(this.index.segs[i]!, this.index.pos[i]!);
       } catch (err) {
-        this.learnUnreadableMark(seq, err);
+        const len = await this.locator.payloadLength(this.index.segs[i]!, this.index.pos[i]!).catch(() => -1);
+        this.learnUnreadableMark(seq, len, err);
         return;
       }
       name = rec.payload.toString('utf8');
@@ -216,16 +217,23 @@ export class VolumeStore {
   }
 
   /**
-   * A mark record found at open whose bytes fail their check: it may have been a resend
-   * BEGIN, and taking it for nothing would let points inside that resend restore a partial
-   * copy. So, unless a span is open already (then it may be an END, and the span stays open
-   * to the next readable END), it opens a span to the next readable END: points in between
-   * are refused, with the record named so that scrub can be run on it.
+   * A mark record found at open whose bytes fail their check. Its name is lost, but its
+   * length is not (the scan framed the record by it), and taking a resend mark for nothing
+   * would let points inside that resend restore a partial copy. So, conservatively:
+   * - the length of a BEGIN: a span opens here, to the next readable END (if one is open
+   *   already, it stays open);
+   * - the length of an END, with no span seen since the checkpoint: it may close a span
+   *   whose BEGIN was consolidated away, so [checkpoint, here) is refused;
+   * - anything else is a user mark: it is lost (the log says so), nothing is refused.
    */
-  private learnUnreadableMark(seq: bigint, err: unknown): void {
-    this.log.error('a mark record cannot be read; points after it are refused up to the next resend end; run scrub', { seq, err });
+  private learnUnreadableMark(seq: bigint, payloadLength: number, err: unknown): void {
     this.unreadableMarks.add(seq);
-    this.resendOpen ??= seq;
+    if (payloadLength === Buffer.byteLength(RESEND_BEGIN_MARK)) {
+      this.resendOpen ??= seq;
+    } else if (payloadLength === Buffer.byteLength(RESEND_END_MARK) && this.resendOpen === undefined && this.resends.length === 0) {
+      this.resends.push({ from: this.ckpt.seq, to: seq });
+    }
+    this.log.error('a mark record cannot be read; run scrub on this volume', { seq, payloadLength, err });
   }
 
   /** Refuse a point whose state the collector holds only in part (see resend-marks.ts). */
@@ -233,8 +241,9 @@ export class VolumeStore {
     const span = this.resendOpen !== undefined && r.seq >= this.resendOpen ? { from: this.resendOpen, to: undefined } : this.resends.find((x) => r.seq >= x.from && r.seq < x.to);
     if (!span) return;
     const from = `seq ${span.from} (${formatNs(span.from <= this.ckpt.seq ? this.earliestTime() : this.timeOfSeq(span.from))})`;
-    const why = this.unreadableMarks.has(span.from)
-      ? `the mark record at ${from} cannot be read (run scrub on volume ${this.name}), so whether the node was resending the volume from there is unknown; pick an instant before it${span.to === undefined ? '' : ` or from seq ${span.to} on`}`
+    const unreadable = this.unreadableMarks.has(span.from) ? span.from : span.to !== undefined && this.unreadableMarks.has(span.to) ? span.to : undefined;
+    const why = unreadable !== undefined
+      ? `the mark record at seq ${unreadable} cannot be read (run scrub on volume ${this.name}) and may be where the node ${unreadable === span.from ? 'began' : 'finished'} resending the volume; pick an instant before ${from}${span.to === undefined ? '' : ` or from seq ${span.to} on`}`
       : span.to === undefined
       ? `the node has been resending the volume since ${from} and has not finished; wait for it (rewind status) or pick an instant before it`
       : `the node was resending the volume from ${from} to seq ${span.to} (${formatNs(this.timeOfSeq(span.to))}); pick an instant from the end on, or before the start`;
