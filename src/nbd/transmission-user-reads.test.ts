@@ -161,6 +161,47 @@ describe('transmission reading into its own buffers (user-buffer reads)', () => 
     for (const [i, w] of more.entries()) expect(backend.payloads[writes.length + i]!.equals(w.data)).toBe(true);
   });
 
+  it('stops reading at the in-flight bound, keeps what it had read, and goes on when writes settle', async () => {
+    const file = await FileBackend.open(path.join(dir, 'pause.img'), { size: BigInt(SIZE) });
+    backends.push(file);
+    let gate!: () => void;
+    const opened = new Promise<void>((r) => (gate = r));
+    let started = 0;
+    const backend: Backend = {
+      ...recording(file, true),
+      pwrite: async (b, o, opts) => {
+        started++;
+        await opened; // nothing settles until the test opens the gate
+        return file.pwrite(b, o, opts);
+      },
+    };
+    const server = createNbdServer({ exports: new ExportRegistry().add('', backend) });
+    servers.push(server);
+    const port = ((await server.listen({ host: '127.0.0.1', port: 0 })) as AddressInfo).port;
+    const c = await RawClient.connect(port);
+    await c.go();
+    const n = C.MAX_INFLIGHT_REQUESTS + 200;
+    const writes = Array.from({ length: n }, (_, i) => ({ offset: i * 32768, data: crypto.randomBytes(i % 3 === 0 ? 20_000 : 4096) }));
+    c.sock.write(Buffer.concat(writes.flatMap((w, i) => [header(C.NBD_CMD_WRITE, w.offset, w.data.length, i + 1), w.data])));
+    await new Promise((r) => setTimeout(r, 200));
+    // Paused at the bound: the rest waits in the socket or, copied, in the queue.
+    expect(started).toBe(C.MAX_INFLIGHT_REQUESTS);
+    gate();
+    const seen = new Set<number>();
+    for (let i = 0; i < n; i++) {
+      const r = await c.simpleReply();
+      expect(r.error).toBe(0);
+      seen.add(r.handle);
+    }
+    expect(seen.size).toBe(n);
+    for (const [i, w] of writes.entries()) {
+      c.request(C.NBD_CMD_READ, w.offset, w.data.length, 10_000 + i);
+      expect(await c.simpleReply()).toEqual({ error: 0, handle: 10_000 + i });
+      expect((await c.reader.read(w.data.length)).equals(w.data)).toBe(true);
+    }
+    c.destroy();
+  });
+
   it('bounds payload memory announced by headers whose bytes have not come, and serves the write once they do', async () => {
     const { where } = await serve('announce', true, false);
     const big = C.MAX_REQUEST_PAYLOAD;
