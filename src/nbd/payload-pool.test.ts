@@ -37,6 +37,9 @@ describe('PayloadPool', () => {
     expect(a.buffer).toBe(b.buffer);
     expect(a.every((x) => x === 1)).toBe(true);
     expect(pool.keep(1 << 20).buffer).not.toBe(a.buffer);
+    expect(pool.isKept(b)).toBe(true);
+    expect(pool.isKept(Buffer.alloc(100))).toBe(false);
+    expect(pool.isKept(pool.acquire(100))).toBe(false);
   });
 });
 

@@ -30,6 +30,7 @@ export class PayloadPool {
   private readonly free = new Map<number, Buffer[]>();
   private slab = Buffer.allocUnsafeSlow(0);
   private slabAt = 0;
+  private readonly slabs = new WeakSet<ArrayBufferLike>();
 
   /** A buffer of exactly `length` bytes that `release` may take back. */
   acquire(length: number): Buffer {
@@ -58,10 +59,16 @@ export class PayloadPool {
     if (this.slabAt + length > this.slab.length) {
       this.slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
       this.slabAt = 0;
+      this.slabs.add(this.slab.buffer);
     }
     const piece = this.slab.subarray(this.slabAt, this.slabAt + length);
     this.slabAt += (length + 7) & ~7;
     return piece;
+  }
+
+  /** Whether `buf` was cut from a slab by keep(): it pins nothing but other kept pieces. */
+  isKept(buf: Buffer): boolean {
+    return this.slabs.has(buf.buffer);
   }
 
   /** Free buffers held now, in bytes (tests, metrics). */

@@ -1,6 +1,7 @@
 import type { Backend, Filter } from '../nbd/backend.js';
 import { RecordFlag, RecordKind, type JournalRecord } from '../journal/record.js';
 import { RangeLock, type Release } from './range-lock.js';
+import { payloadPool } from '../nbd/payload-pool.js';
 
 /**
  * The journal tee (DESIGN §2): every WRITE / TRIM / WRITE_ZEROES passes through to the
@@ -103,30 +104,15 @@ const EMPTY = Buffer.alloc(0);
  * shipper's tail cache). A payload sliced out of a larger socket chunk would pin the whole
  * chunk that long: 4 KiB writes pinned 64 KiB each, and random-write IOPS halved under
  * the GC pressure (measured: fio randwrite 4 KiB QD16). So small slices are copied, into
- * a shared slab rather than one allocation each: a Buffer of its own per 4 KiB write was
- * one more ArrayBuffer for the GC to track and sweep per request. Entries leave the
- * journal in the order they came, so a slab is freed soon after its last piece.
- * A payload that owns most of its memory is kept as is.
+ * the shared slab of payloadPool.keep rather than one allocation each: a Buffer of its own
+ * per 4 KiB write was one more ArrayBuffer for the GC to track and sweep per request.
+ * A payload that owns most of its memory, or is such a slab piece already (the NBD server
+ * cuts them when it reads into its own buffers), is kept as is.
  */
-const SLAB_BYTES = 256 * 1024;
-const SLAB_PIECE_MAX = 64 * 1024;
-let slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
-let slabAt = 0;
-
 function ownedCopy(buf: Buffer): Buffer {
-  if (buf.byteLength * 2 >= buf.buffer.byteLength) return buf;
-  if (buf.length > SLAB_PIECE_MAX) {
-    const copy = Buffer.allocUnsafeSlow(buf.length);
-    buf.copy(copy);
-    return copy;
-  }
-  if (slabAt + buf.length > SLAB_BYTES) {
-    slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
-    slabAt = 0;
-  }
-  const copy = slab.subarray(slabAt, slabAt + buf.length);
+  if (buf.byteLength * 2 >= buf.buffer.byteLength || payloadPool.isKept(buf)) return buf;
+  const copy = payloadPool.keep(buf.length);
   buf.copy(copy);
-  slabAt += (buf.length + 7) & ~7;
   return copy;
 }
 
