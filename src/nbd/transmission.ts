@@ -147,7 +147,8 @@ export class Transmission {
     this.queue.copyOut(f.dest, f.filled, part);
     f.filled += part;
     if (f.filled < f.dest.length) {
-      if (this.reads && f.dest.length - f.filled >= DIRECT_READ_MIN) this.aim(f.dest.subarray(f.filled));
+      // (Only user-buffer reads fill: this.reads is set.)
+      if (f.dest.length - f.filled >= DIRECT_READ_MIN) this.aim(f.dest.subarray(f.filled));
       return false;
     }
     this.filled(f);

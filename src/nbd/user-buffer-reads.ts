@@ -8,12 +8,12 @@ import net from 'node:net';
  * one more copy to put the pieces back together; at sequential QD16 that was a sixth of
  * the event loop. Node's `onread` option (net.connect) reads into a caller's buffer of
  * any size instead, and a large payload is read straight into the buffer it is written
- * from. Node 20 offers
- * `onread` only for sockets it connects, not for accepted ones; the socket object keeps
- * the option in three symbol-keyed fields, which `open` finds on a probe socket and sets
- * on an accepted one, the same fields and handle call Node's own constructor uses. The
- * third field, a generator Node calls after each read callback, says where the next read
- * lands: that is how a payload's tail is read into its own buffer.
+ * from. Node 20 offers `onread` only for sockets it connects, not for accepted ones;
+ * the socket object keeps the option in three symbol-keyed fields, which `open` finds on
+ * a probe socket and sets on an accepted one, the same fields and handle call Node's own
+ * constructor uses. The third field, a generator Node calls after each read callback,
+ * says where the next read lands: that is how a payload's tail is read into its own
+ * buffer.
  *
  * Measured (node 20, one process sending 4 GiB to itself over loopback): 64 KiB reads
  * 980–998 MiB/s, 1 MiB user buffer 1290–1431 MiB/s with reads averaging 860 KiB.
@@ -64,7 +64,7 @@ function findFields(): Fields | null {
   return fields;
 }
 
-type Handle = { useUserBuffer?: (b: Uint8Array) => void; reading?: boolean };
+type Handle = { useUserBuffer?: (b: Uint8Array) => void };
 
 /**
  * Switch an accepted plain TCP or unix socket to user-buffer reads. Only safe while the
