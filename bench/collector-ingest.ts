@@ -78,7 +78,13 @@ async function storeIngest(dir: string, batches: JournalRecord[][], size: number
   try {
     const vol = await store.createVolume('ingest', BigInt(size));
     const t0 = performance.now();
-    for (const b of batches) await vol.append(b);
+    let prev: Promise<bigint> | undefined;
+    for (const b of batches) {
+      const next = vol.append(b);
+      if (prev) await prev;
+      prev = next;
+    }
+    await prev;
     return (performance.now() - t0) / 1000;
   } finally {
     await store.close();

@@ -61,8 +61,8 @@ interface Waiter {
  *
  * `append()` is synchronous and only queues; one writer loop turns everything queued since
  * the last write into ONE `fs.writev` (header and payload buffers side by side, nothing
- * concatenated), with at most one write in flight. `sync()` resolves once everything
- * appended before it is written and fdatasync'ed.
+ * concatenated), with at most one write in flight, and at most one fdatasync beside it
+ * (pump). `sync()` resolves once everything appended before it is written and fdatasync'ed.
  *
  * OWNERSHIP: the writer takes ownership of `rec.payload` until it is written; the caller
  * must not mutate (or reuse) the buffer after `append()`. Copying instead would cost a
@@ -93,6 +93,10 @@ export class JournalWriter {
   private waiters: Waiter[] = [];
   private drainers: Array<{ below: number; resolve: () => void; reject: (e: unknown) => void }> = [];
   private pumping = false;
+  /** The fdatasync in flight, if any (it never rejects: failures go to fail()). */
+  private syncing: Promise<void> | undefined;
+  /** A segment rotation is closing the fd: no fdatasync may start. */
+  private rotating = false;
   private kickScheduled = false;
   private failed: RewindError | null = null;
   private closed = false;
@@ -256,6 +260,7 @@ export class JournalWriter {
     if (seq <= this._durableSeq) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       this.waiters.push({ seq, resolve, reject });
+      this.maybeSync();
       this.kick();
     });
   }
@@ -283,28 +288,62 @@ export class JournalWriter {
     void this.pump();
   }
 
+  /**
+   * The write lane: queued ops are written one at a time, in order. fdatasync runs beside
+   * it (maybeSync): while one batch is being made durable the next is already being
+   * written, so a caller that syncs every batch (the collector acknowledging a shipper)
+   * keeps the disk busy instead of alternating write, flush, write. fdatasync covers what
+   * was written before it started, and a block rewritten meanwhile (the tail block of
+   * direct-append.ts) holds the same bytes below the end it covers.
+   */
   private async pump(): Promise<void> {
     try {
       while (!this.failed) {
-        if (this.waiters.length > 0 && this.waiters[0].seq <= this.writtenSeqValue) {
-          const target = this.writtenSeqValue;
-          await fdatasync(this.fd);
-          this.markDurable(target);
-          continue;
-        }
+        this.maybeSync();
         const op = this.queue.shift();
         if (!op) break;
-        await this.runOp(op);
+        if (op.create) {
+          // The old segment's fd is synced and closed here: no fdatasync may be running on it.
+          this.rotating = true;
+          await this.syncing;
+        }
+        try {
+          await this.runOp(op);
+        } finally {
+          this.rotating = false;
+        }
       }
     } catch (err) {
-      this.failed = fromSystemError(err, `write journal ${this.dir}`);
-      this.log.error('journal write failed; the writer is unusable until reopened', { dir: this.dir, err: this.failed });
-      for (const w of this.waiters.splice(0)) w.reject(this.failed);
-      for (const d of this.drainers.splice(0)) d.reject(this.failed);
+      this.fail(err);
     } finally {
       this.pumping = false;
     }
-    if (!this.failed && (this.queue.length > 0 || (this.waiters.length > 0 && this.waiters[0].seq <= this.writtenSeqValue))) this.kick();
+    if (!this.failed) {
+      this.maybeSync();
+      if (this.queue.length > 0) this.kick();
+    }
+  }
+
+  /** Start an fdatasync if a waiter's records are written and none is running. */
+  private maybeSync(): void {
+    if (this.syncing || this.rotating || this.failed || this.fd < 0) return;
+    const w = this.waiters[0];
+    if (!w || w.seq > this.writtenSeqValue) return;
+    const target = this.writtenSeqValue;
+    this.syncing = fdatasync(this.fd)
+      .then(() => this.markDurable(target), (err: unknown) => this.fail(err))
+      .finally(() => {
+        this.syncing = undefined;
+        this.maybeSync();
+      });
+  }
+
+  private fail(err: unknown): void {
+    if (this.failed) return;
+    this.failed = fromSystemError(err, `write journal ${this.dir}`);
+    this.log.error('journal write failed; the writer is unusable until reopened', { dir: this.dir, err: this.failed });
+    for (const w of this.waiters.splice(0)) w.reject(this.failed);
+    for (const d of this.drainers.splice(0)) d.reject(this.failed);
   }
 
   private markDurable(seq: bigint): void {
@@ -385,7 +424,7 @@ export class JournalWriter {
     // Until nothing is left: an append made while the last sync finished is synced too.
     while (!this.failed && this._lastSeq > this._durableSeq) await this.sync();
     this.closed = true;
-    while (this.pumping) await new Promise((r) => setImmediate(r));
+    while (this.pumping || this.syncing) await new Promise((r) => setImmediate(r));
     if (this.physSeg.log && !this.failed) {
       this.physSeg.log.finish(this.fd);
       await fdatasync(this.fd);

@@ -7,11 +7,16 @@ import { startCollectorGrpc, type CollectorGrpcServer } from './server.js';
 import { ERROR_CODE_KEY } from './status.js';
 import type { StorePort, VolumePort } from './store-port.js';
 
-/** In-memory store behind the port: contiguous seqs, idempotent resends, a slow-disk knob. */
+/**
+ * In-memory store behind the port, shaped like the real one: records are taken (checked,
+ * queued) at the call and become durable `appendDelayMs` later; contiguous seqs,
+ * idempotent resends.
+ */
 function fakeStore(appendDelayMs = 0): StorePort & { vols: Map<string, VolumePort & { records: JournalRecord[]; maxConcurrent: number }> } {
   const vols = new Map<string, VolumePort & { records: JournalRecord[]; maxConcurrent: number }>();
   const make = (name: string, size: bigint, token: string) => {
     let durable = 0n;
+    let queued = 0n;
     let running = 0;
     const v = {
       name,
@@ -24,15 +29,20 @@ function fakeStore(appendDelayMs = 0): StorePort & { vols: Map<string, VolumePor
       async append(recs: JournalRecord[]) {
         running++;
         v.maxConcurrent = Math.max(v.maxConcurrent, running);
-        await new Promise((r) => setTimeout(r, appendDelayMs));
-        running--;
-        for (const r of recs) {
-          if (r.seq <= durable) continue;
-          if (r.seq !== durable + 1n) throw new Error(`gap at ${r.seq}`);
-          v.records.push(r);
-          durable = r.seq;
+        try {
+          for (const r of recs) {
+            if (r.seq <= queued) continue;
+            if (r.seq !== queued + 1n) throw new Error(`gap at ${r.seq}`);
+            v.records.push(r);
+            queued = r.seq;
+          }
+          const upTo = queued;
+          await new Promise((r) => setTimeout(r, appendDelayMs));
+          if (upTo > durable) durable = upTo;
+          return durable;
+        } finally {
+          running--;
         }
-        return durable;
       },
       addMark: () => { throw new Error('unused'); },
       marks: () => [],
@@ -97,15 +107,19 @@ describe('Append stream handler', () => {
     expect(store.vols.get('v1')!.records.map((r) => r.seq)).toEqual([1n, 2n, 3n]);
   });
 
-  it('makes batches durable one at a time however fast the shipper sends', async () => {
+  it('keeps two appends in flight however fast the shipper sends, and acks in order', async () => {
     const s = open(server.address);
     s.call.write(hello('v2'));
     for (let i = 1n; i <= 12n; i++) s.call.write({ msg: 'batch', batch: { entries: [entry(i)] } });
-    await until(() => s.msgs.length >= 13);
+    await until(() => s.msgs.at(-1)?.ack?.durable_seq === '12');
     s.call.end();
     await s.ended;
     expect(store.vols.get('v2')!.durableSeq).toBe(12n);
-    expect(store.vols.get('v2')!.maxConcurrent).toBe(1);
+    expect(store.vols.get('v2')!.records.map((r) => r.seq)).toEqual([...Array(12).keys()].map((i) => BigInt(i + 1)));
+    // The second group is handed over while the first is still being made durable, never a third.
+    expect(store.vols.get('v2')!.maxConcurrent).toBe(2);
+    const acks = s.msgs.slice(1).map((m) => BigInt(m.ack!.durable_seq));
+    for (let i = 1; i < acks.length; i++) expect(acks[i]!).toBeGreaterThan(acks[i - 1]!);
   });
 
   it('refuses an entry whose CRC does not match its bytes', async () => {

@@ -10,10 +10,13 @@ import type { StorePort, VolumePort } from './store-port.js';
 /**
  * Batches received but not yet written, per stream. Past this we stop reading the
  * stream, so HTTP/2 flow control pushes back on the shipper instead of us buffering.
- * While one group is being fsync'd the next one gathers here (the shipper keeps 16 MiB
- * in flight), so memory stays bounded at about this many batches.
+ * While two groups are with the store the next one gathers here (the shipper keeps 16 MiB
+ * in flight), so memory stays bounded at about this many batches plus those two groups.
  */
 export const APPEND_WINDOW_BATCHES = 8;
+
+/** Groups handed to the store at once (see pump). */
+const APPENDS_IN_FLIGHT = 2;
 
 type AppendCall = grpc.ServerDuplexStream<AppendRequestMsg, AppendResponseMsg>;
 
@@ -135,8 +138,9 @@ export function appendHandler(deps: AppendDeps): (call: AppendCall) => void {
     let vol: VolumePort | undefined;
     let session: Session | undefined;
     const queue: BatchMsg[] = [];
-    let pumping: Promise<void> = Promise.resolve();
-    let running = false;
+    /** Settles once every append handed to the store so far is acknowledged or failed. */
+    let acked: Promise<void> = Promise.resolve();
+    let inFlight = 0;
     let clientEnded = false;
 
     const finish = (err?: unknown): void => {
@@ -154,34 +158,42 @@ export function appendHandler(deps: AppendDeps): (call: AppendCall) => void {
       call.emit('error', st);
     };
 
+    // Group commit: every batch that arrived while the appends in flight were being written
+    // goes into one append (one write, one fdatasync, one ack), so the disk's flush latency
+    // is paid per group, not per batch. Two groups may be in flight: the store checks and
+    // copies the second while the first is on its way to the disk. Acks leave in order.
     const pump = (): void => {
-      if (running || phase !== 'streaming') return;
-      running = true;
-      pumping = (async () => {
+      while (phase === 'streaming' && queue.length > 0 && inFlight < APPENDS_IN_FLIGHT) {
+        const group = queue.splice(0, queue.length);
+        if (call.isPaused()) call.resume();
+        let appended: Promise<bigint>;
         try {
-          while (queue.length > 0 && phase === 'streaming') {
-            // Group commit: every batch that arrived while the previous append was being
-            // fsync'd goes into one append (one write, one fdatasync, one ack), so the
-            // disk's flush latency is paid per group, not per batch.
-            const group = queue.splice(0, queue.length);
-            if (call.isPaused()) call.resume();
-            const floor = vol!.durableSeq;
-            const records: JournalRecord[] = [];
-            for (const batch of group) for (const e of batch.entries) {
-              const r = entryToRecord(e, vol!.name);
-              if (r.seq > floor) records.push(r);
-            }
-            const durable = records.length > 0 ? await vol!.append(records) : vol!.durableSeq;
-            if (phase !== 'streaming') return;
-            call.write({ msg: 'ack', ack: { durable_seq: durable.toString() } });
+          const floor = vol!.durableSeq;
+          const records: JournalRecord[] = [];
+          for (const batch of group) for (const e of batch.entries) {
+            const r = entryToRecord(e, vol!.name);
+            if (r.seq > floor) records.push(r);
           }
-          if (clientEnded && queue.length === 0) finish();
+          // Even when nothing is new: the store then acknowledges what earlier groups made
+          // durable, once they are fully taken in (durableSeq alone may run ahead of that).
+          appended = vol!.append(records);
         } catch (err) {
-          finish(err);
-        } finally {
-          running = false;
+          appended = Promise.reject(err);
         }
-      })();
+        appended.catch(() => undefined); // handled in order below
+        inFlight++;
+        acked = acked
+          .then(async () => {
+            const durable = await appended;
+            if (phase === 'streaming') call.write({ msg: 'ack', ack: { durable_seq: durable.toString() } });
+          })
+          .catch((err: unknown) => finish(err))
+          .finally(() => {
+            inFlight--;
+            pump();
+          });
+      }
+      if (phase === 'streaming' && clientEnded && queue.length === 0 && inFlight === 0) finish();
     };
 
     call.on('data', (req: AppendRequestMsg) => {
@@ -202,7 +214,7 @@ export function appendHandler(deps: AppendDeps): (call: AppendCall) => void {
               id,
               volume: vol.name,
               displace: () => finish(new RewindError(ErrorCodes.UNAVAILABLE, `a newer Append stream took over volume "${hello.volume}"`)),
-              idle: () => pumping.catch(() => undefined),
+              idle: () => acked,
             };
             await deps.registry.claim(session, log);
             if ((phase as string) === 'done') return;
@@ -231,7 +243,7 @@ export function appendHandler(deps: AppendDeps): (call: AppendCall) => void {
     });
     call.on('end', () => {
       clientEnded = true;
-      if (phase === 'streaming' && !running && queue.length === 0) finish();
+      if (phase === 'streaming' && inFlight === 0 && queue.length === 0) finish();
       else if (phase === 'hello') finish();
     });
     call.on('cancelled', () => {

@@ -50,7 +50,12 @@ export interface VolumePort {
   readonly generation: bigint;
   /** True when `token` is this volume's token (the store keeps it with the volume). */
   checkToken(token: string): boolean;
-  /** Idempotent for seq ≤ durableSeq; JOURNAL_SEQ_GAP on a gap. Resolves once durable. */
+  /**
+   * Resolves, once durable, with a seq that covers these records and every earlier call's
+   * (marks among them learned). May be called again before an earlier call resolves: calls
+   * are applied and resolve in call order, and seqs an earlier call already took are
+   * ignored (so resends are idempotent); JOURNAL_SEQ_GAP on a gap.
+   */
   append(records: JournalRecord[]): Promise<bigint>;
   addMark(name: string, at?: PointSpec): Promise<MarkInfo> | MarkInfo;
   marks(): Promise<MarkInfo[]> | MarkInfo[];

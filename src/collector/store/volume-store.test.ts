@@ -134,6 +134,29 @@ describe('VolumeStore', () => {
     expect(consolidationTarget({ seqAtCutoff: 100n, oldestMarkSeq: undefined, checkpointSeq: 10n })).toBe(100n);
     expect(consolidationTarget({ seqAtCutoff: 5n, oldestMarkSeq: undefined, checkpointSeq: 10n })).toBe(10n);
   });
+
+  it('with appends in flight together, resolves each in order and never past a mark it has not learned', async () => {
+    const v = await store.createVolume('v9', BigInt(256 * KiB));
+    const markAt = new Map<string, bigint>();
+    const checks: Array<Promise<void>> = [];
+    let last = 0n;
+    for (let i = 0; i < 40; i++) {
+      const batch = [write((i % 32) * 8 * KiB, Buffer.alloc(4 * KiB + i * 97, i)), mark(`m${i}`)];
+      markAt.set(`m${i}`, batch[1]!.seq);
+      const own = batch[1]!.seq;
+      checks.push(v.append(batch).then((d) => {
+        expect(d >= own).toBe(true);
+        expect(d >= last).toBe(true);
+        last = d;
+        // A shipper takes this as acknowledged: every mark up to it must already resolve.
+        const known = new Set(v.marks().map((m) => m.name));
+        for (const [name, s] of markAt) if (s <= d) expect(known.has(name), `mark ${name} (seq ${s}) at ack ${d}`).toBe(true);
+      }));
+      if (i % 3 === 2) await checks.at(-2);
+    }
+    await Promise.all(checks);
+    expect(v.marks().length).toBe(40);
+  });
 });
 
 describe('VolumeStore while the node resends the volume', () => {

@@ -44,6 +44,8 @@ export class VolumeStore {
   /** Mark records that could not be read at open (see learnUnreadableMark). */
   private readonly unreadableMarks = new Set<bigint>();
   private readonly serial = new Serial();
+  /** The latest append() call, settled (see append). */
+  private appendTail: Promise<unknown> = Promise.resolve();
   private readonly history = new HistoryLock();
   /** The journal writer failed and could not be reopened yet (e.g. the disk is still full). */
   private needsReopen = false;
@@ -116,42 +118,78 @@ export class VolumeStore {
     return seq <= this.ckpt.seq ? this.ckpt.time : this.index.times[this.index.indexOf(seq)]!;
   }
 
-  /** Append a batch idempotently; resolves with the new durable seq once fdatasync'ed. */
+  /**
+   * Append a batch idempotently; resolves with the new durable seq once fdatasync'ed.
+   *
+   * Records are checked and copied into the journal under the volume's lock, and made
+   * durable outside it: the next batch is checked and copied while this one is written and
+   * fdatasync'ed, so the disk does not wait for the CPU between batches. The journal writes
+   * and syncs in seq order, so calls still resolve in call order.
+   */
   append(records: JournalRecord[]): Promise<bigint> {
-    return this.serial.run(async () => {
-      if (this.needsReopen) await this.recoverWriter();
-      const from = this.durableSeq;
-      const fresh = records.filter((r) => r.seq > from);
-      if (fresh.length === 0) return from;
-      for (let i = 0; i < fresh.length; i++) {
-        const r = fresh[i]!;
-        const want = from + 1n + BigInt(i);
-        if (r.seq !== want) {
-          throw new RewindError(ErrorCodes.JOURNAL_SEQ_GAP, `volume ${this.name}: got seq ${r.seq} but the next durable seq is ${want}; resend from ${want}`, { details: { expected: want, got: r.seq } });
-        }
-        if (r.kind !== RecordKind.Mark && (r.offset + BigInt(r.length) > this.size)) {
-          throw new RewindError(ErrorCodes.OUT_OF_RANGE, `volume ${this.name}: seq ${r.seq} touches [${r.offset}, +${r.length}) beyond the volume size ${this.size}`);
-        }
-        if (r.kind === RecordKind.Write && r.payload.length !== r.length) {
-          throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `volume ${this.name}: write seq ${r.seq} has ${r.payload.length} payload bytes for length ${r.length}`);
-        }
-      }
+    const before = this.appendTail;
+    const done = this.serial.run(() => this.stage(records)).then(async ({ writer, synced, marks, upTo }) => {
       try {
-        for (const r of fresh) {
-          this.writer.append(r);
-          this.index.push(r);
-        }
-        await this.writer.sync();
+        await synced;
       } catch (err) {
-        // Forget what did not become durable, then try to reopen the journal right away;
-        // if that fails too (the disk is still full), the next append retries it first.
-        this.truncateIndexToDurable();
-        await this.recoverWriter().catch((e: unknown) => this.log.warn('journal reopen failed; will retry on the next append', { err: e }));
+        await this.serial.run(() => this.afterFailedWrite(writer));
         throw fromSystemError(err, `volume ${this.name}: append`);
       }
-      for (const r of fresh) if (r.kind === RecordKind.Mark) await this.learnMarkRecord(r.seq, r.payload.toString('utf8'));
-      return this.durableSeq;
+      if (marks.length > 0) await this.serial.run(async () => { for (const r of marks) await this.learnMarkRecord(r.seq, r.payload.toString('utf8')); });
+      // What this call reports includes earlier calls' records: they must be fully taken
+      // in (their marks learned) first. A caller acknowledging the result may rely on it.
+      await before;
+      return upTo;
     });
+    this.appendTail = done.catch(() => undefined);
+    return done;
+  }
+
+  /** Check `records` and queue those past what is already queued; returns the sync that covers them. */
+  private async stage(records: JournalRecord[]): Promise<{ writer: JournalWriter; synced: Promise<void>; marks: JournalRecord[]; upTo: bigint }> {
+    if (this.needsReopen) await this.recoverWriter();
+    // Past what is queued, not what is durable: the batch before may still be on its way to the disk.
+    const queued = this.writer.lastSeq > this.ckpt.seq ? this.writer.lastSeq : this.ckpt.seq;
+    const fresh = records.filter((r) => r.seq > queued);
+    for (let i = 0; i < fresh.length; i++) {
+      const r = fresh[i]!;
+      const want = queued + 1n + BigInt(i);
+      if (r.seq !== want) {
+        throw new RewindError(ErrorCodes.JOURNAL_SEQ_GAP, `volume ${this.name}: got seq ${r.seq} but the next durable seq is ${want}; resend from ${want}`, { details: { expected: want, got: r.seq } });
+      }
+      if (r.kind !== RecordKind.Mark && (r.offset + BigInt(r.length) > this.size)) {
+        throw new RewindError(ErrorCodes.OUT_OF_RANGE, `volume ${this.name}: seq ${r.seq} touches [${r.offset}, +${r.length}) beyond the volume size ${this.size}`);
+      }
+      if (r.kind === RecordKind.Write && r.payload.length !== r.length) {
+        throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `volume ${this.name}: write seq ${r.seq} has ${r.payload.length} payload bytes for length ${r.length}`);
+      }
+    }
+    const writer = this.writer;
+    try {
+      for (const r of fresh) {
+        writer.append(r);
+        this.index.push(r);
+      }
+    } catch (err) {
+      await this.afterFailedWrite(writer);
+      throw fromSystemError(err, `volume ${this.name}: append`);
+    }
+    // Even with nothing fresh: records a previous call queued are acknowledged only once durable.
+    const synced = writer.sync();
+    synced.catch(() => undefined); // awaited by append(); this only keeps an early failure from being "unhandled"
+    const upTo = writer.lastSeq > this.ckpt.seq ? writer.lastSeq : this.ckpt.seq;
+    return { writer, synced, marks: fresh.filter((r) => r.kind === RecordKind.Mark), upTo };
+  }
+
+  /**
+   * Forget what did not become durable, then try to reopen the journal right away; if that
+   * fails too (the disk is still full), the next append retries it first. Once per failed
+   * writer: every batch queued on it fails the same way.
+   */
+  private async afterFailedWrite(failed: JournalWriter): Promise<void> {
+    if (failed !== this.writer) return;
+    this.truncateIndexToDurable();
+    await this.recoverWriter().catch((e: unknown) => this.log.warn('journal reopen failed; will retry on the next append', { err: e }));
   }
 
   private truncateIndexToDurable(): void {
