@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { isRewindError } from '../core/errors.js';
 import { checkRec, collect, T0, tempDir, writeRec } from '../../test/helpers/journal-fixtures.js';
 import { RecordKind } from './record.js';
@@ -160,6 +160,33 @@ describe.each([false, true])('JournalWriter (directIo %s)', (directIo) => {
     const recs = await collect(d);
     expect(recs.map((r) => r.seq)).toEqual(Array.from({ length: Number(seq) }, (_, i) => BigInt(i + 1)));
     expect(recs.every(checkRec)).toBe(true);
+  });
+
+  it('after a failed fdatasync claims nothing durable, also across a rotation queued behind it', async () => {
+    const d = dir();
+    const w = await open(d, { segmentBytes: 64 * 1024 });
+    const real = fs.fdatasync;
+    let calls = 0;
+    const eio = Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO', errno: -5, syscall: 'fdatasync' });
+    const spy = vi.spyOn(fs, 'fdatasync').mockImplementation(((fd: number, cb: (e: Error | null) => void) => {
+      if (calls++ === 0) setTimeout(() => cb(eio), 100);
+      else real(fd, cb);
+    }) as typeof fs.fdatasync);
+    try {
+      for (let s = 1n; s <= 10n; s++) w.append(writeRec(s, 3000));
+      const first = w.sync();
+      first.catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 30)); // its fdatasync is running (and will fail)
+      for (let s = 11n; s <= 40n; s++) w.append(writeRec(s, 3000)); // past 64 KiB: a rotation
+      await expect(first).rejects.toMatchObject({ message: expect.stringMatching(/EIO|i\/o error/) });
+      await new Promise((r) => setTimeout(r, 100));
+      expect(w.durableSeq).toBe(0n);
+      expect(fs.readdirSync(d).filter((f) => f.endsWith('.seg')).length).toBe(1);
+      await expect(w.sync()).rejects.toBeInstanceOf(Error);
+    } finally {
+      spy.mockRestore();
+    }
+    await w.close().catch(() => undefined);
   });
 
   it('resolves concurrent syncs in order, each covering what was appended before it, and drains', async () => {

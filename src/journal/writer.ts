@@ -306,6 +306,13 @@ export class JournalWriter {
           // The old segment's fd is synced and closed here: no fdatasync may be running on it.
           this.rotating = true;
           await this.syncing;
+          // That fdatasync failed: the old segment is not known to be durable, so nothing
+          // may claim it is (a second fdatasync on the fd would report success: Linux
+          // reports a write-back error once per file).
+          if (this.failed) {
+            this.rotating = false;
+            break;
+          }
         }
         try {
           await this.runOp(op);

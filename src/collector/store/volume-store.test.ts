@@ -140,6 +140,16 @@ describe('VolumeStore', () => {
     const markAt = new Map<string, bigint>();
     const checks: Array<Promise<void>> = [];
     let last = 0n;
+    // Meanwhile, every turn: what the volume calls durable (points, consolidation) has its marks learned.
+    let watching = true;
+    const watch = (async () => {
+      while (watching) {
+        const d = v.durableSeq;
+        const known = new Set(v.marks().map((m) => m.name));
+        for (const [name, s] of markAt) if (s <= d) expect(known.has(name), `mark ${name} (seq ${s}) at durableSeq ${d}`).toBe(true);
+        await new Promise((r) => setImmediate(r));
+      }
+    })();
     for (let i = 0; i < 40; i++) {
       const batch = [write((i % 32) * 8 * KiB, Buffer.alloc(4 * KiB + i * 97, i)), mark(`m${i}`)];
       markAt.set(`m${i}`, batch[1]!.seq);
@@ -155,7 +165,28 @@ describe('VolumeStore', () => {
       if (i % 3 === 2) await checks.at(-2);
     }
     await Promise.all(checks);
+    watching = false;
+    await watch;
     expect(v.marks().length).toBe(40);
+  });
+
+  it('close lets appends already made finish, and refuses later ones', async () => {
+    const d2 = await fsp.mkdtemp(path.join(os.tmpdir(), 'rewind-volstore-close-'));
+    try {
+      const s2 = await CollectorStore.open(d2, { segmentBytes: 64 * KiB });
+      const v = await s2.createVolume('vc', BigInt(256 * KiB));
+      const made = [v.append([write(0, Buffer.alloc(8 * KiB, 1)), mark('before-close')]), v.append([write(8 * KiB, Buffer.alloc(8 * KiB, 2))])];
+      const closed = s2.close();
+      expect(await Promise.all(made)).toEqual([2n, 3n]);
+      await closed;
+      await expect(v.append([write(0, Buffer.alloc(1, 3))])).rejects.toMatchObject({ code: ErrorCodes.CLOSED });
+      const s3 = await CollectorStore.open(d2, { segmentBytes: 64 * KiB });
+      expect(s3.volume('vc')!.durableSeq).toBe(3n);
+      expect(s3.volume('vc')!.marks().map((m) => m.name)).toEqual(['before-close']);
+      await s3.close();
+    } finally {
+      await fsp.rm(d2, { recursive: true, force: true });
+    }
   });
 });
 

@@ -46,6 +46,12 @@ export class VolumeStore {
   private readonly serial = new Serial();
   /** The latest append() call, settled (see append). */
   private appendTail: Promise<unknown> = Promise.resolve();
+  /**
+   * Highest seq whose append has finished: durable AND taken in (its marks learned). Points,
+   * marks and consolidation see only this far; the journal itself may be durable further.
+   */
+  private takenSeq: bigint;
+  private closing = false;
   private readonly history = new HistoryLock();
   /** The journal writer failed and could not be reopened yet (e.g. the disk is still full). */
   private needsReopen = false;
@@ -68,6 +74,7 @@ export class VolumeStore {
     this.gen = meta.generation;
     this.createdNs = meta.createdNs === undefined ? undefined : BigInt(meta.createdNs);
     this.ckpt = ckpt;
+    this.takenSeq = writer.durableSeq;
   }
 
   static async open(dir: string, opts: VolumeOptions = {}): Promise<VolumeStore> {
@@ -107,7 +114,7 @@ export class VolumeStore {
   }
 
   get durableSeq(): bigint {
-    const d = this.writer.durableSeq;
+    const d = this.takenSeq;
     return d > this.ckpt.seq ? d : this.ckpt.seq;
   }
   get generation(): number {
@@ -127,6 +134,7 @@ export class VolumeStore {
    * and syncs in seq order, so calls still resolve in call order.
    */
   append(records: JournalRecord[]): Promise<bigint> {
+    if (this.closing) return Promise.reject(new RewindError(ErrorCodes.CLOSED, `volume ${this.name} is closed; append to the reopened store`));
     const before = this.appendTail;
     const done = this.serial.run(() => this.stage(records)).then(async ({ writer, synced, marks, upTo }) => {
       try {
@@ -139,6 +147,7 @@ export class VolumeStore {
       // What this call reports includes earlier calls' records: they must be fully taken
       // in (their marks learned) first. A caller acknowledging the result may rely on it.
       await before;
+      if (upTo > this.takenSeq) this.takenSeq = upTo;
       return upTo;
     });
     this.appendTail = done.catch(() => undefined);
@@ -187,7 +196,7 @@ export class VolumeStore {
    * writer: every batch queued on it fails the same way.
    */
   private async afterFailedWrite(failed: JournalWriter): Promise<void> {
-    if (failed !== this.writer) return;
+    if (failed !== this.writer || this.closing) return;
     this.truncateIndexToDurable();
     await this.recoverWriter().catch((e: unknown) => this.log.warn('journal reopen failed; will retry on the next append', { err: e }));
   }
@@ -211,6 +220,11 @@ export class VolumeStore {
     // them from the files so the index and the journal agree again.
     this.truncateIndexToDurable();
     await this.locator.catchUp(this.index, this.writer.durableSeq);
+    // Take those records in as open() would, marks included.
+    for (let i = Math.max(0, this.index.indexOf(this.takenSeq) + 1); i < this.index.count; i++) {
+      if (this.index.kinds[i] === RecordKind.Mark) await this.learnMarkRecord(this.index.seqAt(i));
+    }
+    if (this.writer.durableSeq > this.takenSeq) this.takenSeq = this.writer.durableSeq;
     this.log.warn('journal reopened after a failed append', { durableSeq: this.writer.durableSeq });
   }
 
@@ -500,10 +514,12 @@ export class VolumeStore {
       ...(this.resendOpen === undefined ? {} : { resendingSinceSeq: this.resendOpen }) };
   }
 
+  /** Appends already made finish first (so nothing reopens the journal after it closed); later ones are refused. */
   close(): Promise<void> {
-    return this.serial.run(() => this.history.write(async () => {
+    this.closing = true;
+    return this.appendTail.then(() => this.serial.run(() => this.history.write(async () => {
       await this.writer.close();
       await this.locator.close();
-    }));
+    })));
   }
 }
