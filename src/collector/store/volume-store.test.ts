@@ -170,6 +170,28 @@ describe('VolumeStore', () => {
     expect(v.marks().length).toBe(40);
   });
 
+  it('takes marks in when marks.json cannot be saved: the append is acknowledged and the marks resolve', async () => {
+    const v = await store.createVolume('vm', BigInt(256 * KiB));
+    const marksFile = path.join(dir, 'volumes', 'vm', 'marks.json');
+    // A directory where the file goes: every save fails (root ignores permissions).
+    await fsp.mkdir(marksFile, { recursive: true });
+    const first = [write(0, Buffer.alloc(4 * KiB, 1)), mark('a'), mark('b')];
+    const second = [write(4 * KiB, Buffer.alloc(4 * KiB, 2)), mark('c')];
+    const acks = await Promise.all([v.append(first), v.append(second)]);
+    expect(acks).toEqual([3n, 5n]);
+    expect(v.durableSeq).toBe(5n);
+    expect(v.marks().map((m) => m.name)).toEqual(['a', 'b', 'c']);
+    expect(v.resolve({ mark: 'b' }).seq).toBe(3n);
+    // A mark named over the API lives only in marks.json: unsaved, it is refused, not half made.
+    await expect(v.addMark('api')).rejects.toThrow();
+    expect(v.marks().map((m) => m.name)).toEqual(['a', 'b', 'c']);
+    await fsp.rm(marksFile, { recursive: true });
+    await v.addMark('api');
+    await store.close();
+    store = await CollectorStore.open(dir, { segmentBytes: 64 * KiB });
+    expect(store.volume('vm')!.marks().map((m) => m.name)).toEqual(['a', 'b', 'c', 'api']);
+  });
+
   it('close lets appends already made finish, and refuses later ones', async () => {
     const d2 = await fsp.mkdtemp(path.join(os.tmpdir(), 'rewind-volstore-close-'));
     try {

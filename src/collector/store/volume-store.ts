@@ -220,11 +220,14 @@ export class VolumeStore {
     // them from the files so the index and the journal agree again.
     this.truncateIndexToDurable();
     await this.locator.catchUp(this.index, this.writer.durableSeq);
-    // Take those records in as open() would, marks included.
-    for (let i = Math.max(0, this.index.indexOf(this.takenSeq) + 1); i < this.index.count; i++) {
-      if (this.index.kinds[i] === RecordKind.Mark) await this.learnMarkRecord(this.index.seqAt(i));
+    // Take those records in as open() would, marks included. By seq, not by position:
+    // consolidation may drop entries from the index while a mark record is being read.
+    const to = this.writer.durableSeq;
+    for (let q = (this.takenSeq > this.ckpt.seq ? this.takenSeq : this.ckpt.seq) + 1n; q <= to; q++) {
+      const i = this.index.indexOf(q);
+      if (i >= 0 && i < this.index.count && this.index.kinds[i] === RecordKind.Mark) await this.learnMarkRecord(q);
     }
-    if (this.writer.durableSeq > this.takenSeq) this.takenSeq = this.writer.durableSeq;
+    if (to > this.takenSeq) this.takenSeq = to;
     this.log.warn('journal reopened after a failed append', { durableSeq: this.writer.durableSeq });
   }
 
@@ -246,8 +249,12 @@ export class VolumeStore {
       return;
     }
     if (!this.markMap.has(name)) {
-      this.markMap.set(name, { seq, time: this.index.times[i]! });
-      await this.saveMarks();
+      // timeOfSeq, not times[i]: the index may have moved while the record was read.
+      this.markMap.set(name, { seq, time: this.timeOfSeq(seq) });
+      // marks.json only caches what the journal holds (open() learns mark records again),
+      // so a failed save loses nothing, and must not stop the append that carried the mark:
+      // the next save writes the whole map.
+      await this.saveMarks().catch((err: unknown) => this.log.warn('marks.json not saved; the journal keeps the mark and the next save includes it', { mark: name, err }));
     }
   }
 
@@ -263,6 +270,8 @@ export class VolumeStore {
       // the empty state before it was never the device's either.
       this.resendOpen ??= seq === 1n && this.ckpt.seq === 0n ? 0n : seq;
     } else if (name === RESEND_END_MARK) {
+      // Learned once: a journal reopened after a failed write takes its records in again.
+      if (this.resends.some((x) => x.to === seq)) return;
       this.resends.push({ from: this.resendOpen ?? this.ckpt.seq, to: seq });
       this.resendOpen = undefined;
     }
@@ -323,7 +332,13 @@ export class VolumeStore {
         throw new RewindError(ErrorCodes.ALREADY_EXISTS, `volume ${this.name}: mark "${name}" already names seq ${old.seq}; choose another name or delete it first`);
       }
       this.markMap.set(name, { seq: r.seq, time });
-      await this.saveMarks();
+      try {
+        await this.saveMarks();
+      } catch (err) {
+        // Only marks.json holds a mark named here: unsaved, it is not made.
+        this.markMap.delete(name);
+        throw fromSystemError(err, `volume ${this.name}: save mark "${name}"`);
+      }
       return { name, seq: r.seq, time };
     });
   }
