@@ -1,6 +1,11 @@
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { CollectorStore } from '../collector/store/index.js';
+import { RecordKind, type JournalRecord } from '../journal/record.js';
 import type { ShipperStatus } from '../ship/shipper.js';
-import { observeVolumeStatus, trackNode } from './observe.js';
+import { countVolumeAppends, observeVolumeStatus, trackNode } from './observe.js';
 import { createRewindMetrics } from './rewind-metrics.js';
 
 function shipperStatus(over: Partial<ShipperStatus>): ShipperStatus {
@@ -37,5 +42,26 @@ describe('metrics observers', () => {
     expect(text).toContain('rewind_lag_seconds{volume="v",side="collector"} 4');
     expect(text).toContain('rewind_durable_seq{volume="v"} 7');
     expect(await b.render()).not.toContain('volume="v"');
+  });
+
+  it('counts each appended entry once, also when a resend overlaps an append still in flight', async () => {
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'rewind-metrics-'));
+    const store = await CollectorStore.open(dir);
+    try {
+      const vol = await store.createVolume('mv', 64n * 1024n);
+      const m = createRewindMetrics();
+      countVolumeAppends(m, vol);
+      const rec = (seq: number): JournalRecord => ({ kind: RecordKind.Write, flags: 0, seq: BigInt(seq), time: BigInt(seq) * 1000n, offset: 0n, length: 100, payload: Buffer.alloc(100, seq) });
+      const a = vol.append([1, 2, 3, 4].map(rec));
+      const b = vol.append([3, 4, 5, 6].map(rec)); // 3 and 4 again, before the first resolves
+      expect(await Promise.all([a, b])).toEqual([4n, 6n]);
+      await vol.append([5, 6].map(rec)); // a resend after both
+      const text = await m.render();
+      expect(text).toMatch(/entries_appended_total\{volume="mv"\} 6\n/);
+      expect(text).toMatch(/bytes_appended_total\{volume="mv"\} 600\n/);
+    } finally {
+      await store.close();
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
   });
 });

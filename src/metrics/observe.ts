@@ -70,17 +70,20 @@ const counted = new WeakSet<VolumeStore>();
 /**
  * Count appends of a VolumeStore by decorating its `append` on this instance: the store
  * and the gRPC append handler are owned elsewhere, and wrapping here keeps every caller
- * (stream, tests, one-machine mode) counted in one place. Only entries the store accepted
- * as new (seq above the durable seq before the call) are counted, so resends are not.
+ * (stream, tests, one-machine mode) counted in one place. Each seq is counted once, when
+ * the first call carrying it resolves, so resends are not: calls resolve in call order,
+ * also while two are in flight.
  */
 export function countVolumeAppends(m: RewindMetrics, vol: VolumeStore): void {
   if (counted.has(vol)) return;
   counted.add(vol);
   const orig = vol.append.bind(vol);
+  let through = vol.durableSeq;
   vol.append = async (records) => {
-    const before = vol.durableSeq;
     const after = await orig(records);
-    countAppend(m, vol.name, records.filter((r) => r.seq > before && r.seq <= after));
+    const from = through;
+    if (after > through) through = after;
+    countAppend(m, vol.name, records.filter((r) => r.seq > from && r.seq <= after));
     return after;
   };
 }
