@@ -201,7 +201,10 @@ describe('VolumeStore', () => {
       const closed = s2.close();
       expect(await Promise.all(made)).toEqual([2n, 3n]);
       await closed;
+      // Refused outright: nothing reopens the journal of a closed store (no file left open).
+      const fds = (await fsp.readdir('/proc/self/fd')).length;
       await expect(v.append([write(0, Buffer.alloc(1, 3))])).rejects.toMatchObject({ code: ErrorCodes.CLOSED });
+      expect((await fsp.readdir('/proc/self/fd')).length).toBe(fds);
       const s3 = await CollectorStore.open(d2, { segmentBytes: 64 * KiB });
       expect(s3.volume('vc')!.durableSeq).toBe(3n);
       expect(s3.volume('vc')!.marks().map((m) => m.name)).toEqual(['before-close']);
