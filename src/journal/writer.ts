@@ -302,19 +302,16 @@ export class JournalWriter {
         this.maybeSync();
         const op = this.queue.shift();
         if (!op) break;
-        if (op.create) {
-          // The old segment's fd is synced and closed here: no fdatasync may be running on it.
-          this.rotating = true;
-          await this.syncing;
-          // That fdatasync failed: the old segment is not known to be durable, so nothing
-          // may claim it is (a second fdatasync on the fd would report success: Linux
-          // reports a write-back error once per file).
-          if (this.failed) {
-            this.rotating = false;
-            break;
-          }
-        }
         try {
+          if (op.create) {
+            // The old segment's fd is synced and closed here: no fdatasync may be running on it.
+            this.rotating = true;
+            await this.syncing;
+            // That fdatasync failed: the old segment is not known to be durable, so nothing
+            // may claim it is (a second fdatasync on the fd would report success: Linux
+            // reports a write-back error once per file).
+            if (this.failed) break;
+          }
           await this.runOp(op);
         } finally {
           this.rotating = false;

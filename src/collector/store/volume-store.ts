@@ -114,8 +114,12 @@ export class VolumeStore {
   }
 
   get durableSeq(): bigint {
-    const d = this.takenSeq;
-    return d > this.ckpt.seq ? d : this.ckpt.seq;
+    return this.atLeastCheckpoint(this.takenSeq);
+  }
+
+  /** Seqs at or below the checkpoint are all folded into it. */
+  private atLeastCheckpoint(seq: bigint): bigint {
+    return seq > this.ckpt.seq ? seq : this.ckpt.seq;
   }
   get generation(): number {
     return this.gen;
@@ -158,13 +162,13 @@ export class VolumeStore {
   private async stage(records: JournalRecord[]): Promise<{ writer: JournalWriter; synced: Promise<void>; marks: JournalRecord[]; upTo: bigint }> {
     if (this.needsReopen) await this.recoverWriter();
     // Past what is queued, not what is durable: the batch before may still be on its way to the disk.
-    const queued = this.writer.lastSeq > this.ckpt.seq ? this.writer.lastSeq : this.ckpt.seq;
+    const queued = this.atLeastCheckpoint(this.writer.lastSeq);
     const fresh = records.filter((r) => r.seq > queued);
     for (let i = 0; i < fresh.length; i++) {
       const r = fresh[i]!;
       const want = queued + 1n + BigInt(i);
       if (r.seq !== want) {
-        throw new RewindError(ErrorCodes.JOURNAL_SEQ_GAP, `volume ${this.name}: got seq ${r.seq} but the next durable seq is ${want}; resend from ${want}`, { details: { expected: want, got: r.seq } });
+        throw new RewindError(ErrorCodes.JOURNAL_SEQ_GAP, `volume ${this.name}: got seq ${r.seq} but the next seq this volume takes is ${want}; resend from ${want}`, { details: { expected: want, got: r.seq } });
       }
       if (r.kind !== RecordKind.Mark && (r.offset + BigInt(r.length) > this.size)) {
         throw new RewindError(ErrorCodes.OUT_OF_RANGE, `volume ${this.name}: seq ${r.seq} touches [${r.offset}, +${r.length}) beyond the volume size ${this.size}`);
@@ -186,7 +190,7 @@ export class VolumeStore {
     // Even with nothing fresh: records a previous call queued are acknowledged only once durable.
     const synced = writer.sync();
     synced.catch(() => undefined); // awaited by append(); this only keeps an early failure from being "unhandled"
-    const upTo = writer.lastSeq > this.ckpt.seq ? writer.lastSeq : this.ckpt.seq;
+    const upTo = this.atLeastCheckpoint(writer.lastSeq);
     return { writer, synced, marks: fresh.filter((r) => r.kind === RecordKind.Mark), upTo };
   }
 
@@ -223,7 +227,7 @@ export class VolumeStore {
     // Take those records in as open() would, marks included. By seq, not by position:
     // consolidation may drop entries from the index while a mark record is being read.
     const to = this.writer.durableSeq;
-    for (let q = (this.takenSeq > this.ckpt.seq ? this.takenSeq : this.ckpt.seq) + 1n; q <= to; q++) {
+    for (let q = this.atLeastCheckpoint(this.takenSeq) + 1n; q <= to; q++) {
       const i = this.index.indexOf(q);
       if (i >= 0 && i < this.index.count && this.index.kinds[i] === RecordKind.Mark) await this.learnMarkRecord(q);
     }
