@@ -4,11 +4,20 @@ import type { Backend, BackendCapabilities, BlockSizes, Extent } from './backend
 import { ErrorCodes, RewindError, fromSystemError } from '../core/errors.js';
 import { DEFAULT_MIN_BLOCK, DEFAULT_PREFERRED_BLOCK, MAX_BLOCK_STATUS_EXTENTS, MAX_REQUEST_PAYLOAD } from './constants.js';
 import { HOLE_ZERO, ZERO_ONLY, ZeroBitmap } from './zero-bitmap.js';
+import { WRITE_BEHIND_MAX, WriteBehind } from './write-behind.js';
 
 export interface FileBackendOptions {
   /** Export size. Creates the file (sparse) if missing; extends a smaller regular file. */
   size?: bigint | number;
   readOnly?: boolean;
+  /**
+   * Small writes are made by a second thread after they are acknowledged (write-behind.ts).
+   * Only for a backing file whose writes are all in a write-ahead log that is redone onto
+   * it after a crash (node-volume.ts).
+   */
+  writeBehind?: boolean;
+  /** Told when a write-behind write fails (every later call then fails too). */
+  onWriteBehindFailure?: (err: Error) => void;
 }
 
 /** Ranges at least this large are punched with fallocate(1) instead of written with zeros. */
@@ -58,10 +67,13 @@ function writevFully(fd: number, bufs: Buffer[], pos: number, cb: (err: NodeJS.E
  * than writing a megabyte of zeros and it frees the blocks); smaller ranges, NO_HOLE
  * requests and block devices get zeros written. Either way the range reads as zeros
  * afterwards and the ZeroBitmap records it, which is what BLOCK_STATUS reports.
+ *
+ * With `writeBehind` small writes are handed to a second thread instead (write-behind.ts)
+ * and every other call orders itself after them; without it they are written inline.
  */
 export class FileBackend implements Backend {
   readonly capabilities: BackendCapabilities;
-  /** Every write has reached the kernel when its promise settles. */
+  /** Every write has reached the kernel (or, write-behind, been copied) when its promise settles. */
   readonly borrowsWriteBuffers = true;
   readonly blockSizes: BlockSizes = { minimum: DEFAULT_MIN_BLOCK, preferred: DEFAULT_PREFERRED_BLOCK, maximum: MAX_REQUEST_PAYLOAD };
   private readonly zeros: ZeroBitmap;
@@ -73,6 +85,7 @@ export class FileBackend implements Backend {
   private readonly writeQueue: QueuedWrite[] = [];
   private writing = false;
   private readonly idleWaiters: Array<() => void> = [];
+  private readonly behind: WriteBehind | undefined;
 
   private constructor(
     readonly path: string,
@@ -80,8 +93,10 @@ export class FileBackend implements Backend {
     readonly size: bigint,
     private readonly regularFile: boolean,
     readOnly: boolean,
+    opts: FileBackendOptions,
   ) {
     this.zeros = new ZeroBitmap(Number(size));
+    if (opts.writeBehind && !readOnly) this.behind = new WriteBehind(fd, path, opts.onWriteBehindFailure);
     this.capabilities = { readOnly, flush: true, fua: true, trim: true, zero: true, multiConn: true, blockStatus: true, cache: true };
   }
 
@@ -125,7 +140,7 @@ export class FileBackend implements Backend {
       fs.closeSync(fd);
       throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `${path} is neither a regular file nor a block device`);
     }
-    const b = new FileBackend(path, fd, size, regular, readOnly);
+    const b = new FileBackend(path, fd, size, regular, readOnly, opts);
     // A file we just created (or the part we just extended) is known to be a hole, and so
     // is a regular file with no blocks allocated at all (a fresh `truncate -s`): Node has
     // no SEEK_DATA, but st_blocks = 0 says the same for the whole file.
@@ -136,6 +151,11 @@ export class FileBackend implements Backend {
   }
 
   pread(buf: Buffer, offset: bigint): Promise<void> {
+    if (this.behind) return this.behind.overlapping(Number(offset), buf.length).then(() => this.preadNow(buf, offset));
+    return this.preadNow(buf, offset);
+  }
+
+  private preadNow(buf: Buffer, offset: bigint): Promise<void> {
     return new Promise((resolve, reject) => {
       const step = (done: number): void => {
         fs.read(this.fd, buf, done, buf.length - done, offset + BigInt(done), (err, n) => {
@@ -153,6 +173,15 @@ export class FileBackend implements Backend {
   }
 
   pwrite(buf: Buffer, offset: bigint, opts: { fua: boolean }): Promise<void> {
+    if (this.behind) {
+      if (buf.length <= WRITE_BEHIND_MAX && !opts.fua) {
+        // Marked now: reads of the range wait for the write, so the bitmap may run ahead.
+        this.zeros.set(Number(offset), Number(offset) + buf.length, 0);
+        return this.behind.submit(buf, Number(offset));
+      }
+      // Large and FUA writes take the pool after every queued small write.
+      return this.behind.drained().then(() => this.queueWrite([buf], buf.length, Number(offset), opts.fua));
+    }
     if (buf.length <= SYNC_WRITE_MAX && !opts.fua && Date.now() >= this.asyncWritesUntil) return this.pwriteInline(buf, offset);
     return this.queueWrite([buf], buf.length, Number(offset), opts.fua);
   }
@@ -200,6 +229,7 @@ export class FileBackend implements Backend {
   pwritev(bufs: readonly Buffer[], offset: bigint, opts: { fua: boolean }): Promise<void> {
     let total = 0;
     for (const b of bufs) total += b.length;
+    if (this.behind) return this.behind.drained().then(() => this.queueWrite(bufs, total, Number(offset), opts.fua));
     return this.queueWrite(bufs, total, Number(offset), opts.fua);
   }
 
@@ -252,6 +282,11 @@ export class FileBackend implements Backend {
   }
 
   flush(): Promise<void> {
+    if (this.behind) return this.behind.drained().then(() => this.fdatasync());
+    return this.fdatasync();
+  }
+
+  private fdatasync(): Promise<void> {
     return new Promise((resolve, reject) => {
       fs.fdatasync(this.fd, (err) => (err ? reject(fromSystemError(err, `fdatasync ${this.path}`)) : resolve()));
     });
@@ -263,6 +298,8 @@ export class FileBackend implements Backend {
 
   async zero(offset: bigint, length: number, opts: { fua: boolean; noHole: boolean }): Promise<void> {
     const start = Number(offset);
+    // A punch must not overtake a queued write to the range (nor zeros written by the pool).
+    if (this.behind) await this.behind.drained();
     let punched = false;
     if (!opts.noHole && this.regularFile && length >= PUNCH_MIN) punched = await this.punch(start, length);
     if (!punched) {
@@ -298,6 +335,16 @@ export class FileBackend implements Backend {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    try {
+      // A failed write-behind rejects here, after its thread stopped: the caller must not
+      // call the backing file consistent (node-volume keeps its running marker).
+      await this.behind?.close();
+    } finally {
+      await this.closeFd();
+    }
+  }
+
+  private async closeFd(): Promise<void> {
     // Queued pool writes go out first: after close their fd number may be another file's.
     if (this.writing) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     await new Promise<void>((resolve) => fs.close(this.fd, () => resolve()));

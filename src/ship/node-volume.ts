@@ -52,7 +52,13 @@ export async function openNodeVolume(o: NodeVolumeOptions): Promise<NodeVolume> 
   if (o.mode !== 'async' && !o.collector) {
     throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `durability mode ${o.mode} needs a collector; use async for a local-only journal`);
   }
-  const backing = await FileBackend.open(o.backingPath, o.size === undefined ? {} : { size: o.size });
+  // The spool is the backing file's write-ahead log (below), so its small writes may be
+  // made after they are acknowledged (file-backend.ts writeBehind).
+  const backing = await FileBackend.open(o.backingPath, {
+    writeBehind: true,
+    onWriteBehindFailure: (err) => log.error('backing file write failed after it was acknowledged; the volume refuses I/O until restarted, and the restart replays the spool onto it', { volume: o.name, err }),
+    ...(o.size === undefined ? {} : { size: o.size }),
+  });
   if (o.size !== undefined && backing.size !== o.size) {
     await backing.close();
     throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `${o.backingPath} is ${backing.size} bytes, not ${o.size}; drop the size or use another file`);
@@ -174,7 +180,11 @@ export async function openNodeVolume(o: NodeVolumeOptions): Promise<NodeVolume> 
       closed = true;
       await resynced;
       await spool.sync();
-      await backing.flush();
+      // A backing file that failed (a write-behind write after its reply) is closed all the
+      // same, shipper and spool first, and the failure is reported at the end with the
+      // running marker kept: the next start replays the spool onto it.
+      let backingFailure: unknown;
+      await backing.flush().catch((err: unknown) => (backingFailure = err));
       if (shipper) {
         // Give the collector a bounded chance to take the tail; what is left stays in the
         // spool and is shipped on the next start.
@@ -185,7 +195,8 @@ export async function openNodeVolume(o: NodeVolumeOptions): Promise<NodeVolume> 
         await shipper.stop();
       }
       await spool.close();
-      await backing.close();
+      await backing.close().catch((err: unknown) => (backingFailure ??= err));
+      if (backingFailure !== undefined) throw backingFailure;
       // Kept after a failed resync: the next start must resend the whole device again.
       if (!resyncFailed) await fs.rm(marker, { force: true });
     },
