@@ -173,16 +173,13 @@ export class FileBackend implements Backend {
   }
 
   pwrite(buf: Buffer, offset: bigint, opts: { fua: boolean }): Promise<void> {
-    if (this.behind) {
-      if (buf.length <= WRITE_BEHIND_MAX && !opts.fua) {
-        // Marked now: reads of the range wait for the write, so the bitmap may run ahead.
-        this.zeros.set(Number(offset), Number(offset) + buf.length, 0);
-        return this.behind.submit(buf, Number(offset));
-      }
-      // Large and FUA writes take the pool after every queued small write.
-      return this.behind.drained().then(() => this.queueWrite([buf], buf.length, Number(offset), opts.fua));
+    if (this.behind && buf.length <= WRITE_BEHIND_MAX && !opts.fua) {
+      // Marked now: reads of the range wait for the write, so the bitmap may run ahead.
+      this.zeros.set(Number(offset), Number(offset) + buf.length, 0);
+      return this.behind.submit(buf, Number(offset));
     }
-    if (buf.length <= SYNC_WRITE_MAX && !opts.fua && Date.now() >= this.asyncWritesUntil) return this.pwriteInline(buf, offset);
+    // (Inline only without write-behind: an inline write must not overtake queued ones.)
+    if (!this.behind && buf.length <= SYNC_WRITE_MAX && !opts.fua && Date.now() >= this.asyncWritesUntil) return this.pwriteInline(buf, offset);
     return this.queueWrite([buf], buf.length, Number(offset), opts.fua);
   }
 
@@ -229,7 +226,6 @@ export class FileBackend implements Backend {
   pwritev(bufs: readonly Buffer[], offset: bigint, opts: { fua: boolean }): Promise<void> {
     let total = 0;
     for (const b of bufs) total += b.length;
-    if (this.behind) return this.behind.drained().then(() => this.queueWrite(bufs, total, Number(offset), opts.fua));
     return this.queueWrite(bufs, total, Number(offset), opts.fua);
   }
 
@@ -242,6 +238,12 @@ export class FileBackend implements Backend {
    * Ordering is unchanged: writes are issued in arrival order.
    */
   private queueWrite(bufs: readonly Buffer[], length: number, offset: number, fua: boolean): Promise<void> {
+    // Large and FUA writes leave after every small write queued for the write-behind thread.
+    if (this.behind) return this.behind.drained().then(() => this.enqueueWrite(bufs, length, offset, fua));
+    return this.enqueueWrite(bufs, length, offset, fua);
+  }
+
+  private enqueueWrite(bufs: readonly Buffer[], length: number, offset: number, fua: boolean): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.writeQueue.push({ bufs, length, offset, resolve, reject });
       if (!this.writing) this.nextWrite();

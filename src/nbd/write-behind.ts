@@ -277,8 +277,8 @@ export class WriteBehind {
   }
 
   /**
-   * The worker is woken once per event-loop turn, after the turn's writes are queued and
-   * its replies sent, not at the first write: waking a thread puts it on this CPU, and
+   * The worker is woken once per event-loop turn, at its end (setImmediate), after the
+   * turn's writes are queued, not at each write: waking a thread puts it on this CPU, and
    * woken per write it preempted the event loop ~7k times a second (fio 4 KiB QD16).
    */
   private wakeScheduled = false;
