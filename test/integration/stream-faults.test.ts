@@ -11,6 +11,7 @@ import { readJournal } from '../../src/journal/reader.js';
 import { RecordKind, type JournalRecord } from '../../src/journal/record.js';
 import { Shipper } from '../../src/ship/shipper.js';
 import { Spool } from '../../src/ship/spool.js';
+import { startCollectorChild } from '../helpers/collector-process.js';
 import { CuttingProxy, expectedWrite, MemorySpool, randomMutation, waitFor } from '../helpers/stream-fixtures.js';
 
 const SIZE = 2 * 1024 * 1024;
@@ -68,25 +69,7 @@ function workload(spool: MemorySpool, shipper: Shipper, flushEvery = 10) {
   };
 }
 
-function startChild(dataDir: string, port: number): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'test/helpers/collector-child.ts'), dataDir, String(port)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  return new Promise((resolve, reject) => {
-    let out = '';
-    let err = '';
-    const t = setTimeout(() => reject(new Error(`collector child did not start: ${err}`)), 30_000);
-    child.stderr!.on('data', (d) => (err += d));
-    child.stdout!.on('data', (d) => {
-      out += d;
-      const m = /READY (\d+)/.exec(out);
-      if (m) {
-        clearTimeout(t);
-        resolve({ child, port: Number(m[1]) });
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`collector child exited (${code}): ${err}`)));
-  });
-}
+const startChild = (dataDir: string, port: number) => startCollectorChild(dataDir, port, children);
 
 describe('stream faults', () => {
   it('a proxy that cuts the connection every 1-2 s loses nothing, duplicates nothing, and lag recovers', async () => {
