@@ -1,0 +1,136 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import crypto from 'node:crypto';
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CollectorStore } from '../../src/collector/store/index.js';
+import { ErrorCodes } from '../../src/core/errors.js';
+import { ExportRegistry } from '../../src/nbd/export-registry.js';
+import { createNbdServer } from '../../src/nbd/server.js';
+import { openNodeVolume } from '../../src/ship/node-volume.js';
+import { startCollectorChild } from '../helpers/collector-process.js';
+import { nbdUri, qemuIo, requirePeer } from '../helpers/nbd-peers.js';
+import { waitFor } from '../helpers/stream-fixtures.js';
+import { restoreToBuffer } from './collector-store-model.js';
+
+/**
+ * Issue 3, faults: "collector disk full → clear error, back-pressure, nothing acknowledged
+ * lost, recovers when space returns", end to end: NBD client → our NBD server → spool →
+ * shipper (flush-sync) → gRPC → a collector process whose data lives on a small tmpfs.
+ * The store-level half (NO_SPACE from VolumeStore.append) is in collector-store-disk-full.
+ */
+const SIZE = 16 * 1024 * 1024;
+const REGION = 4 * 1024 * 1024;
+const STEP = 256 * 1024;
+const SPOOL_MAX = 32 * 1024 * 1024;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
+
+let dir: string;
+let mnt: string;
+const children: ChildProcess[] = [];
+
+beforeAll(async () => {
+  requirePeer('qemu-io');
+  requirePeer('fio');
+  dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'rewind-full-e2e-'));
+  // The collector's disk: 128 MiB of tmpfs (mount needs root, which CI has), 116 MiB taken.
+  mnt = path.join(dir, 'mnt');
+  await fsp.mkdir(mnt);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=128m', 'tmpfs', mnt]);
+});
+
+afterAll(async () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  try { execFileSync('umount', ['-l', mnt]); } catch { /* not mounted */ }
+  await fsp.rm(dir, { recursive: true, force: true });
+});
+
+describe('collector disk full, end to end', () => {
+  it('FLUSH and then writes wait with NO_SPACE reported; nothing acknowledged is lost; all resumes when space returns', async () => {
+    const filler = path.join(mnt, 'filler');
+    await fsp.writeFile(filler, Buffer.alloc(116 * 1024 * 1024, 1));
+    const data = path.join(mnt, 'data');
+    const { child, port } = await startCollectorChild(data, 0, children);
+    const vol = await openNodeVolume({
+      name: 'vol',
+      backingPath: path.join(dir, 'vol.img'),
+      size: BigInt(SIZE),
+      spoolDir: path.join(dir, 'spool'),
+      spoolMaxBytes: SPOOL_MAX,
+      fullPolicy: 'block',
+      mode: 'flush-sync',
+      collector: { target: { address: `127.0.0.1:${port}`, allowPlaintext: true }, token: 'full-token' },
+    });
+    const server = createNbdServer({ exports: new ExportRegistry().add('', vol.backend) });
+    const sock = path.join(dir, 'nbd.sock');
+    await server.listen({ path: sock });
+    const uri = nbdUri({ path: sock });
+    const model = Buffer.alloc(REGION);
+    const steps: Array<{ time: bigint; region: string }> = [];
+    let stop = false;
+    let writer: Promise<void> | undefined;
+    let fio: ChildProcess | undefined;
+    try {
+      await vol.resynced;
+      writer = (async () => {
+        for (let i = 0; !stop && i < 10_000; i++) {
+          const off = (i * STEP) % REGION;
+          const pattern = (i % 250) + 1;
+          await qemuIo(uri, [`write -P ${pattern} ${off} ${STEP}`, 'flush']);
+          model.fill(pattern, off, off + STEP);
+          steps.push({ time: BigInt(Date.now()) * 1_000_000n, region: sha(model) });
+        }
+      })();
+
+      // The collector's disk fills: the shipper reports why, and FLUSH stops completing.
+      await waitFor(() => vol.shipper!.status().lastError?.code === ErrorCodes.NO_SPACE, 60_000, 'the shipper to report NO_SPACE');
+      expect(vol.shipper!.status().lastError!.message).toMatch(/no space left.*free space/);
+      expect(steps.length).toBeGreaterThanOrEqual(3);
+      await sleep(300);
+      const flushed = steps.length;
+      await sleep(1500);
+      expect(steps.length).toBe(flushed);
+
+      // Writes without FLUSH go on into the spool until it is full (40 MiB into 32), then wait too.
+      fio = spawn('fio', ['--name=fill', '--ioengine=nbd', `--uri=${uri}`, '--rw=write', '--bs=1M', '--iodepth=4', `--offset=${SIZE / 2}`, `--size=${SIZE / 2}`, '--loops=5'], { stdio: 'ignore' });
+      const fioDone = new Promise<number | null>((r) => fio!.once('exit', (code) => r(code)));
+      await sleep(3000);
+      expect(fio.exitCode).toBeNull();
+      expect(steps.length).toBe(flushed);
+
+      // Space returns: the shipper resumes on its own, the waiting FLUSH completes, fio ends.
+      await fsp.rm(filler);
+      expect(await fioDone).toBe(0);
+      await waitFor(() => steps.length >= flushed + 3, 60_000, 'write+flush steps to complete again');
+      expect(vol.shipper!.status().lastError).toBeUndefined();
+      stop = true;
+      await writer;
+
+      await server.close();
+      await vol.close();
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+      const device = await fsp.readFile(path.join(dir, 'vol.img'));
+      const store = await CollectorStore.open(data);
+      try {
+        const v = store.volume('vol')!;
+        // Every acknowledged FLUSH, the last ones before the disk filled among them.
+        const check = [...steps.slice(0, flushed).slice(-4), ...steps.slice(flushed)];
+        for (const s of check) expect(sha((await restoreToBuffer(v, { time: s.time })).subarray(0, REGION))).toBe(s.region);
+        // And the latest state is the device, fio's writes included.
+        expect(sha(await restoreToBuffer(v, { time: BigInt(Date.now()) * 1_000_000n }))).toBe(sha(device));
+      } finally {
+        await store.close();
+      }
+    } finally {
+      stop = true;
+      await writer?.catch(() => undefined);
+      fio?.kill('SIGKILL');
+      await server.close().catch(() => undefined);
+      await vol.close().catch(() => undefined);
+    }
+  }, 180_000);
+});
