@@ -21,18 +21,26 @@ export function parseInstant(text: string, nowNs: bigint = BigInt(Date.now()) * 
   if (/^@?\d+$/.test(s)) return BigInt(s.replace('@', ''));
   const rel = /^((?:\d+(?:ns|us|ms|s|m|h|d))+)\s+ago$/.exec(s);
   if (rel) return nowNs - parseDuration(rel[1]!);
-  const m = /^(\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})$/.exec(s);
+  const m = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/.exec(s);
   if (m) {
-    const whole = Date.parse(`${m[1]!.replace(' ', 'T')}${m[3]!.toUpperCase()}`);
-    if (!Number.isNaN(whole)) {
-      const frac = BigInt((m[2] ?? '').padEnd(9, '0') || '0');
-      return BigInt(whole) * 1_000_000n + frac;
+    const [year, month, day, hour, minute, second, , , , offH, offM] = m.slice(1).map((x) => (x === undefined ? 0 : Number(x)));
+    // Date.parse would roll 2026-02-30 over to March 2 and accept 24:00: a restore to a day
+    // the user did not mean. Every field must be in range (no leap second: the clock the
+    // journal uses never shows :60).
+    if (month! >= 1 && month! <= 12 && day! >= 1 && day! <= daysIn(year!, month!) && hour! <= 23 && minute! <= 59 && second! <= 59 && offH! <= 23 && offM! <= 59) {
+      const offsetMs = (m[9] === '-' ? -1 : 1) * (offH! * 60 + offM!) * 60_000;
+      const whole = Date.UTC(year!, month! - 1, day!, hour!, minute!, second!) - offsetMs;
+      return BigInt(whole) * 1_000_000n + BigInt((m[7] ?? '').padEnd(9, '0'));
     }
   }
   throw new RewindError(
     ErrorCodes.INVALID_ARGUMENT,
     `cannot read "${text}" as an instant; use RFC 3339 (2026-11-22T10:00:00.5Z), "90s ago", "now", or ns since the epoch`,
   );
+}
+
+function daysIn(year: number, month: number): number {
+  return new Date(Date.UTC(year, month, 0)).getUTCDate();
 }
 
 /** "1h30m", "90s", "250ms" → ns. */
