@@ -143,36 +143,90 @@ describe('rewind up: restore to any captured instant', () => {
     }
   });
 
-  it('restores instants through the gRPC Restore stream', async () => {
+  /** sha256 of the image the gRPC Restore stream sends for `at`, checking order and size. */
+  async function grpcRestoreSha(client: ReturnType<typeof collectorClient>, token: string, at: Record<string, string>): Promise<string> {
+    const h = createHash('sha256');
+    let next = 0;
+    const zeros = Buffer.alloc(1 << 20);
+    const call = (client.Restore as (req: unknown) => grpc.ClientReadableStream<{ offset: string; data: Buffer; zero_length: string }>)({ volume: 'vol0', token, at });
+    for await (const c of call) {
+      expect(Number(c.offset)).toBe(next); // in order, no gaps
+      let z = Number(c.zero_length);
+      next += z || c.data.length;
+      if (!z) h.update(c.data);
+      while (z > 0) {
+        const n = Math.min(z, zeros.length);
+        h.update(zeros.subarray(0, n));
+        z -= n;
+      }
+    }
+    expect(next).toBe(SIZE);
+    return h.digest('hex');
+  }
+
+  const withClient = async <T>(fn: (client: ReturnType<typeof collectorClient>, token: string) => Promise<T>): Promise<T> => {
     const token = (await fs.readFile(path.join(dir, 'data', 'collector', 'vol0.token'), 'utf8')).trim();
     const client = collectorClient({ address: up.info.grpc!, allowPlaintext: true });
     try {
-      for (const i of instants.filter((_, k) => k % 3 === 1)) {
-        const h = createHash('sha256');
-        let next = 0;
-        const zeros = Buffer.alloc(1 << 20);
-        const call = (client.Restore as (req: unknown) => grpc.ClientReadableStream<{ offset: string; data: Buffer; zero_length: string }>)({
-          volume: 'vol0',
-          token,
-          at: { time_ns: i.at.toString() },
-        });
-        for await (const c of call) {
-          expect(Number(c.offset)).toBe(next); // in order, no gaps
-          let z = Number(c.zero_length);
-          next += z || c.data.length;
-          if (!z) h.update(c.data);
-          while (z > 0) {
-            const n = Math.min(z, zeros.length);
-            h.update(zeros.subarray(0, n));
-            z -= n;
-          }
-        }
-        expect(next).toBe(SIZE);
-        expect(h.digest('hex'), `gRPC instant "${i.label}"`).toBe(i.sha);
-      }
+      return await fn(client, token);
     } finally {
       client.close();
     }
+  };
+
+  it('restores every instant and every mark through the gRPC Restore stream', async () => {
+    await withClient(async (client, token) => {
+      for (const i of instants) expect(await grpcRestoreSha(client, token, { time_ns: i.at.toString() }), `gRPC instant "${i.label}"`).toBe(i.sha);
+      for (const i of instants.filter((x) => x.mark)) expect(await grpcRestoreSha(client, token, { mark: i.mark! }), `gRPC mark "${i.mark}"`).toBe(i.sha);
+    });
+  });
+
+  it('reads instants written as RFC 3339 and as "… ago", and the mark list in status', async () => {
+    // RFC 3339 to the ms: each instant sits in a 15 ms quiet gap (capture), so the ms floor is inside it.
+    for (const i of [instants[3]!, instants[instants.length - 1]!]) {
+      const rfc = new Date(Number(i.at / 1_000_000n)).toISOString();
+      const out = path.join(dir, 'rfc.img');
+      const r = await rewind(['restore', '--at', rfc, '--out', out, '--quiet']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(await sha256File(out), `instant "${i.label}" as ${rfc}`).toBe(i.sha);
+    }
+    // Nothing has written since the last capture: "1s ago" is the device as it is.
+    await pause(1200);
+    const out = path.join(dir, 'ago.img');
+    const r = await rewind(['restore', '--at', '1s ago', '--out', out]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(new RegExp(`restore: 100% \\(${SIZE} of ${SIZE} bytes\\)\\n$`)); // progress ends at done
+    expect(await sha256File(out)).toBe(instants[instants.length - 1]!.sha);
+    const bad = await rewind(['restore', '--at', '2026-02-30T10:00:00Z', '--out', out]);
+    expect(bad.code).toBe(2); // bad input, as for every usage error
+    expect(bad.stderr).toMatch(/REWIND_ERR_INVALID_ARGUMENT.*RFC 3339/);
+
+    const st = await rewind(['status', '--json']);
+    expect(st.code, st.stderr).toBe(0);
+    const status = JSON.parse(st.stdout) as { marks: Array<{ name: string }>; durableSeq: string };
+    expect(status.marks.map((m) => m.name).sort()).toEqual(instants.filter((i) => i.mark).map((i) => i.mark!).sort());
+    expect(BigInt(status.durableSeq)).toBeGreaterThan(0n);
+  });
+
+  it('export serves a mark over NBD; with --overlay it takes writes and history stays as it was', async () => {
+    const m = instants.find((i) => i.mark === 'after-fio')!;
+    const ro = await startRewind(['export', '--mark', m.mark!, '--listen', `unix:${path.join(dir, 'ro.sock')}`, '--quiet', '--data', path.join(dir, 'data')]);
+    try {
+      expect(await sha256Export(ro.info.nbd!)).toBe(m.sha);
+      await expect(peer('qemu-io', ['-f', 'raw', '-c', 'write -P 0x11 0 4k', ro.info.nbd!])).rejects.toThrow();
+    } finally {
+      expect(await ro.stop()).toBe(0);
+    }
+    const rw = await startRewind(['export', '--mark', m.mark!, '--overlay', '--listen', `unix:${path.join(dir, 'rw.sock')}`, '--quiet', '--data', path.join(dir, 'data')]);
+    try {
+      await peer('qemu-io', ['-f', 'raw', '-c', 'write -P 0x11 0 4k', '-c', 'read -P 0x11 0 4k', rw.info.nbd!]);
+      expect(await sha256Export(rw.info.nbd!)).not.toBe(m.sha);
+    } finally {
+      expect(await rw.stop()).toBe(0);
+    }
+    const out = path.join(dir, 'x.img');
+    expect((await rewind(['restore', '--mark', m.mark!, '--out', out, '--quiet'])).code).toBe(0);
+    expect(await sha256File(out)).toBe(m.sha);
   });
 
   it('diff between two instants covers every byte that differs between their restored images', async () => {
@@ -183,7 +237,8 @@ describe('rewind up: restore to any captured instant', () => {
     expect((await rewind(['restore', '--at', String(b.at), '--out', ib, '--quiet'])).code).toBe(0);
     const d = await rewind(['diff', '--from', String(a.at), '--to', String(b.at), '--json']);
     expect(d.code, d.stderr).toBe(0);
-    const extents = (JSON.parse(d.stdout) as { extents: Array<{ offset: string; length: string }> }).extents.map((e) => [Number(e.offset), Number(e.length)] as const);
+    const reported = (JSON.parse(d.stdout) as { extents: Array<{ offset: string; length: string; kind: string }> }).extents;
+    const extents = reported.map((e) => [Number(e.offset), Number(e.length)] as const);
     const [ba, bb] = [await fs.readFile(ia), await fs.readFile(ib)];
     let covered = 0;
     let differing = 0;
@@ -197,20 +252,49 @@ describe('rewind up: restore to any captured instant', () => {
     expect(differing).toBeGreaterThan(0);
     expect(covered).toBe(differing); // no missing extent
     for (let j = 1; j < extents.length; j++) expect(extents[j]![0]).toBeGreaterThanOrEqual(extents[j - 1]![0] + extents[j - 1]![1]);
+    // Nothing reported that did not change: every 512-byte piece of an extent holds a differing byte.
+    const unchanged: number[] = [];
+    for (const [off, len] of extents) {
+      for (let g = off; g < off + len; g += 512) {
+        const e = Math.min(g + 512, off + len);
+        if (ba.subarray(g, e).equals(bb.subarray(g, e))) unchanged.push(g);
+      }
+    }
+    expect(unchanged).toEqual([]);
+    // The discard of 0..1M between the two is reported as zeroed, and zeroed extents are zero.
+    const zeroed = reported.filter((e) => e.kind === 'zero');
+    expect(zeroed.some((e) => Number(e.offset) === 0)).toBe(true);
+    for (const e of zeroed) expect(bb.subarray(Number(e.offset), Number(e.offset) + Number(e.length)).every((x) => x === 0)).toBe(true);
   });
 
-  it('after consolidation, instants still in the window stay exact and older ones give a clear error', async () => {
+  it('after consolidation, instants and marks still in the window stay exact and older ones give a clear error', async () => {
     const cut = instants[5]!;
     const res = await fetch(`${http}/v1/volumes/vol0/consolidate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ upTo: String(cut.at) }) });
     expect(res.status, await res.clone().text()).toBe(200);
-    for (const i of [instants[5]!, instants[7]!, instants[instants.length - 1]!]) {
+    for (const i of instants) {
       const out = path.join(dir, 'c.img');
       const r = await rewind(['restore', '--at', String(i.at), '--out', out, '--quiet']);
-      expect(r.code, r.stderr).toBe(0);
-      expect(await sha256File(out), `instant "${i.label}" after consolidation`).toBe(i.sha);
+      if (i.at >= cut.at) {
+        expect(r.code, r.stderr).toBe(0);
+        expect(await sha256File(out), `instant "${i.label}" after consolidation`).toBe(i.sha);
+      } else {
+        expect(r.code, `instant "${i.label}" is before the cut`).toBe(1);
+        expect(r.stderr).toMatch(/REWIND_ERR_POINT_OUT_OF_WINDOW.*restorable window/);
+      }
+      if (!i.mark) continue;
+      const rm = await rewind(['restore', '--mark', i.mark, '--out', out, '--quiet']);
+      if (i.at >= cut.at) {
+        expect(rm.code, rm.stderr).toBe(0);
+        expect(await sha256File(out), `mark "${i.mark}" after consolidation`).toBe(i.sha);
+      } else {
+        expect(rm.code, `mark "${i.mark}" is before the cut`).toBe(1);
+        expect(rm.stderr).toMatch(/REWIND_ERR_POINT_OUT_OF_WINDOW/);
+      }
     }
-    const old = await rewind(['restore', '--at', String(instants[1]!.at), '--out', path.join(dir, 'old.img')]);
-    expect(old.code).toBe(1);
-    expect(old.stderr).toMatch(/REWIND_ERR_POINT_OUT_OF_WINDOW/);
+    // The same through gRPC: one instant on each side.
+    await withClient(async (client, token) => {
+      expect(await grpcRestoreSha(client, token, { time_ns: instants.at(-2)!.at.toString() })).toBe(instants.at(-2)!.sha);
+      await expect(grpcRestoreSha(client, token, { time_ns: instants[1]!.at.toString() })).rejects.toThrow(/restorable window/);
+    });
   });
 });
