@@ -187,6 +187,17 @@ describe('journalFilter', () => {
     expect(waited).toEqual([2n, 3n]);
   });
 
+  it('in async mode never waits for the collector: FLUSH and FUA make the local spool durable only', async () => {
+    const waited: bigint[] = [];
+    const spool = memorySpool();
+    const b = await journalFilter({ spool, mode: 'async', waitRemote: async (s) => { waited.push(s); } })(memoryBackend(8192));
+    await b.pwrite(Buffer.alloc(10, 1), 0n, { fua: true });
+    await b.pwrite(Buffer.alloc(10, 2), 100n, { fua: false });
+    await b.flush();
+    expect(waited).toEqual([]);
+    expect(spool.syncs).toBe(2); // the FUA write, the FLUSH
+  });
+
   it('in sync mode waits for the collector on every mutation', async () => {
     const waited: bigint[] = [];
     const b = await journalFilter({ spool: memorySpool(), mode: 'sync', waitRemote: async (s) => { waited.push(s); } })(memoryBackend(8192));

@@ -53,5 +53,18 @@ describe('rewind up survives kill -9', () => {
       expect(await again.stop()).toBe(0);
     }
     expect(again.stderr()).toMatch(/resync started.*unclean shutdown/);
+
+    // A SIGTERM is a clean stop: endpoints.json is gone, and the next start neither redoes
+    // the spool nor resends the device; the mark is still there.
+    await expect(fs.access(path.join(data, 'endpoints.json'))).rejects.toThrow();
+    const third = await startRewind(args);
+    try {
+      const out = path.join(dir, 'm3.img');
+      const r = await runRewind(['restore', '--mark', 'after-crash', '--out', out, '--quiet', '--data', data]);
+      expect(r.code, r.stderr).toBe(0);
+    } finally {
+      expect(await third.stop()).toBe(0);
+    }
+    expect(third.stderr()).not.toMatch(/unclean shutdown|resync started|redo/);
   });
 });
