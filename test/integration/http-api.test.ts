@@ -198,6 +198,20 @@ describe('collector HTTP API', () => {
     expect(after).toContain(`rewind_bytes_appended_total{volume="pvc-a"} ${bytes}`);
     expect(after).toContain(`rewind_durable_seq{volume="pvc-a"} ${model.seq}`);
     model.snapshot();
+
+    // A restore is counted, with its bytes and a duration.
+    const metric = (text: string, name: string) => Number(new RegExp(`^${name.replace(/[{}"=,]/g, (c) => `\\${c}`)} (\\S+)$`, 'm').exec(text)?.[1]);
+    const count = 'rewind_restore_duration_seconds_count{volume="pvc-a",kind="image"}';
+    const sum = 'rewind_restore_duration_seconds_sum{volume="pvc-a",kind="image"}';
+    const restored = 'rewind_restore_bytes_total{volume="pvc-a"}';
+    for (const n of [count, sum, restored]) expect(Number.isFinite(metric(after, n)), n).toBe(true);
+    const image = await fetch(`${http.url}/v1/volumes/pvc-a/image?at=now`);
+    expect(image.status).toBe(200);
+    const size = (await image.arrayBuffer()).byteLength;
+    const later = (await get('/metrics')).body as string;
+    expect(metric(later, count)).toBe(metric(after, count) + 1);
+    expect(metric(later, restored)).toBe(metric(after, restored) + size);
+    expect(metric(later, sum)).toBeGreaterThan(metric(after, sum));
   });
 
   it('answers /healthz always and /readyz from the readiness callback', async () => {
