@@ -1,7 +1,7 @@
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { silentLogger, type Logger } from '../core/logger.js';
-import { backupSegment, fsyncDir, listSegments, SEGMENT_HEADER_SIZE } from './segment.js';
+import { backupSegment, backupTornTail, fsyncDir, listSegments, SEGMENT_HEADER_SIZE } from './segment.js';
 import { verifyJournal, type VerifyReport } from './verify.js';
 import { truncateDurably } from '../core/atomic-file.js';
 
@@ -61,7 +61,7 @@ export async function repairJournal(dir: string, opts: { dropCorrupt?: boolean; 
   if (!tornHandled && before.tornTail) {
     const t = before.tornTail;
     const p = path.join(dir, t.segment);
-    const bak = await backupSegment(p, 'torn');
+    const bak = await backupTornTail(p, t.offset);
     if (t.offset === 0) {
       await fsp.unlink(p);
       await fsyncDir(dir);

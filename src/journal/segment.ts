@@ -112,12 +112,53 @@ export async function readSegmentHeaderBytes(p: string): Promise<Buffer> {
 }
 
 /**
- * Copy a segment aside before repair changes it: `<name>.torn-<time>.bak` (LevelDB keeps
- * what it drops in lost/; we keep the whole segment next to it so nothing is unrecoverable).
+ * Copy a segment aside before repair changes it: `<name>.corrupt-<time>-<pid>.bak` (LevelDB
+ * keeps what it drops in lost/; we keep the whole segment next to it so nothing is
+ * unrecoverable).
  */
-export async function backupSegment(p: string, tag: 'torn' | 'corrupt'): Promise<string> {
-  const bak = `${p}.${tag}-${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}.bak`;
+export async function backupSegment(p: string, tag: 'corrupt'): Promise<string> {
+  const bak = `${p}.${tag}-${stamp()}.bak`;
   await fsp.copyFile(p, bak);
+  await syncBackup(p, bak);
+  return bak;
+}
+
+/**
+ * Keep what a torn-tail repair cuts off: bytes [offset, end) of the segment, in
+ * `<name>.torn-at-<offset>-<time>-<pid>.bak`. Only those bytes, as the rest stays in the
+ * segment: a collector whose disk filled is left with a torn tail by every failed append,
+ * and a whole copy per reopen (up to a segment, 64 MiB) took the space just freed, so
+ * the next append failed again.
+ */
+export async function backupTornTail(p: string, offset: number): Promise<string> {
+  const bak = `${p}.torn-at-${offset}-${stamp()}.bak`;
+  const src = await fsp.open(p, 'r');
+  try {
+    const dst = await fsp.open(bak, 'wx');
+    try {
+      const buf = Buffer.allocUnsafe(1024 * 1024);
+      for (let pos = offset, at = 0; ; ) {
+        const { bytesRead } = await src.read(buf, 0, buf.length, pos);
+        if (bytesRead === 0) break;
+        await dst.write(buf, 0, bytesRead, at);
+        pos += bytesRead;
+        at += bytesRead;
+      }
+    } finally {
+      await dst.close();
+    }
+  } finally {
+    await src.close();
+  }
+  await syncBackup(p, bak);
+  return bak;
+}
+
+function stamp(): string {
+  return `${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}`;
+}
+
+async function syncBackup(p: string, bak: string): Promise<void> {
   const fh = await fsp.open(bak, 'r+');
   try {
     await fh.sync();
@@ -125,7 +166,6 @@ export async function backupSegment(p: string, tag: 'torn' | 'corrupt'): Promise
     await fh.close();
   }
   await fsyncDir(path.dirname(p));
-  return bak;
 }
 
 const ZEROS = Buffer.alloc(1024 * 1024);

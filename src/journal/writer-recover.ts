@@ -7,6 +7,7 @@ import { isDirectPadding, isTornTail, SegmentScanner, type ScanProblem } from '.
 import { truncateDurably } from '../core/atomic-file.js';
 import {
   backupSegment,
+  backupTornTail,
   decodeSegmentHeader,
   encodeSegmentHeader,
   fsyncDir,
@@ -43,7 +44,7 @@ export async function openTail(
     const whole = last ? await fsp.readFile(s.path) : null;
     if (last && whole && (whole.length <= SEGMENT_HEADER_SIZE || whole.every((b) => b === 0))) {
       // Interrupted rotation: the header never became durable, so no record is in it.
-      const bak = await backupSegment(s.path, 'torn');
+      const bak = await backupTornTail(s.path, 0);
       await fsp.unlink(s.path);
       await fsyncDir(dir);
       o.log.warn('removed a half-created journal segment (torn header)', { segment: s.name, bytes: whole.length, backup: bak });
@@ -88,7 +89,7 @@ export async function openTail(
       tail.size = p.offset;
       return finishOpen(dir, segs, tail, t);
     }
-    const bak = await backupSegment(tail.path, torn ? 'torn' : 'corrupt');
+    const bak = torn ? await backupTornTail(tail.path, p.offset) : await backupSegment(tail.path, 'corrupt');
     await truncateDurably(tail.path, p.offset);
     const dropped = tail.size - p.offset;
     (torn ? o.log.warn : o.log.error)(torn ? 'truncated a torn journal tail' : 'dropped corrupt journal records (dropCorrupt)', {

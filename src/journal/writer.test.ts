@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { isRewindError } from '../core/errors.js';
 import { checkRec, collect, T0, tempDir, writeRec } from '../../test/helpers/journal-fixtures.js';
-import { RecordKind } from './record.js';
+import { encodeRecord, RecordKind } from './record.js';
 import { segmentName } from './segment.js';
 import { JournalWriter } from './writer.js';
 
@@ -132,6 +132,26 @@ describe.each([false, true])('JournalWriter (directIo %s)', (directIo) => {
     w2.append(writeRec(6n));
     await w2.close();
     expect((await collect(d)).length).toBe(6);
+  });
+
+  it('on open truncates a torn tail and keeps only the bytes it cut, beside the segment', async () => {
+    const d = dir();
+    const w = await open(d);
+    for (let s = 1n; s <= 5n; s++) w.append(writeRec(s, 3000));
+    await w.close();
+    const seg = path.join(d, segmentName(1n));
+    const whole = fs.statSync(seg).size;
+    const torn = encodeRecord(writeRec(6n, 3000)).subarray(0, 1000); // a write cut short
+    fs.appendFileSync(seg, torn);
+    const w2 = await open(d);
+    expect(w2.lastSeq).toBe(5n);
+    expect(fs.statSync(seg).size).toBe(whole);
+    const baks = fs.readdirSync(d).filter((f) => f.startsWith(`${segmentName(1n)}.torn-at-${whole}-`) && f.endsWith('.bak'));
+    expect(baks.length).toBe(1);
+    expect(fs.readFileSync(path.join(d, baks[0]!)).equals(torn)).toBe(true);
+    w2.append(writeRec(6n, 3000));
+    await w2.close();
+    expect((await collect(d)).map((r) => r.seq)).toEqual([1n, 2n, 3n, 4n, 5n, 6n]);
   });
 
   it('goes on writing while an fdatasync runs, across rotations, and loses or reorders nothing', async () => {

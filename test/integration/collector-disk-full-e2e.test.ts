@@ -113,6 +113,12 @@ describe('collector disk full, end to end', () => {
       const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGTERM');
       await exited;
+      // Repairs after the failed appends kept only the bytes they cut, not copies of the segment.
+      const jdir = path.join(data, 'volumes', 'vol', 'journal');
+      const baks = (await fsp.readdir(jdir)).filter((f) => f.endsWith('.bak'));
+      let bakBytes = 0;
+      for (const f of baks) bakBytes += (await fsp.stat(path.join(jdir, f))).size;
+      expect(bakBytes).toBeLessThan(4 * 1024 * 1024);
       const device = await fsp.readFile(path.join(dir, 'vol.img'));
       const store = await CollectorStore.open(data);
       try {

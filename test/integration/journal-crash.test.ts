@@ -124,10 +124,12 @@ describe('journal crash table', () => {
         // Confirm broken: a torn tail, and readers stop at it without error.
         expect(v.tornTail).toBeDefined();
         expect(v.ok).toBe(true);
+        const tornBytes = fs.readFileSync(path.join(dir, v.tornTail!.segment));
         const r = await repairJournal(dir);
         expect(r.actions.length).toBe(1);
-        expect(r.actions[0].backup).toMatch(/\.torn-.*\.bak$/);
-        expect(fs.existsSync(r.actions[0].backup)).toBe(true);
+        expect(r.actions[0].backup).toMatch(/\.torn-at-\d+-.*\.bak$/);
+        // The backup holds exactly the bytes cut off.
+        expect(fs.readFileSync(r.actions[0].backup).equals(tornBytes.subarray(r.actions[0].offset))).toBe(true);
         expect(r.after.tornTail).toBeUndefined();
         const after = await collect(dir);
         expect(after.every(checkRec)).toBe(true);
