@@ -121,7 +121,7 @@ export const replayCommand: Command = {
   name: 'journal replay',
   summary: 'Apply a journal onto a base image up to an instant, seq or mark: a local point-in-time restore',
   usage: `rewind journal replay DIR --out IMAGE [--base IMAGE] [--size SIZE]
-                      [--until TIME | --until-seq N | --until-mark NAME]
+                      [--until TIME | --until-seq N | --until-mark NAME] [--quiet]
 
 ${journalDirHelp}
 --out      the image to write (created sparse; replaced if it exists)
@@ -130,7 +130,8 @@ ${journalDirHelp}
 --size     size of the output (default: the base's size, else the volume size the journal records)
 --until    apply entries with time <= TIME (RFC 3339, "90s ago", ns since epoch)
 --until-seq   apply entries with seq <= N
---until-mark  apply entries up to and including the mark named NAME (error if absent)`,
+--until-mark  apply entries up to and including the mark named NAME (error if absent)
+--quiet    no progress lines on stderr`,
   options: {
     out: { type: 'string' },
     base: { type: 'string' },

@@ -2,7 +2,9 @@ import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { expect } from 'vitest';
 import { NODE_FLAGS } from '../../src/core/node-flags.js';
+import { sha256Export, sha256File } from './nbd-peers.js';
 
 const execFileP = promisify(execFile);
 export { sha256File, sha256Export } from './nbd-peers.js';
@@ -84,4 +86,15 @@ export async function peer(cmd: string, args: string[], timeoutMs = 120_000): Pr
 
 export function nowNs(): bigint {
   return BigInt(Date.now()) * 1_000_000n;
+}
+
+/**
+ * The journal is the truth: `rewind journal replay` of `spool` onto a zeroed image equals
+ * what the export at `uri` serves now (sha256 of both).
+ */
+export async function expectReplayEqualsExport(spool: string, size: number, uri: string, out: string): Promise<void> {
+  const r = await runRewind(['journal', 'replay', spool, '--out', out, '--size', String(size), '--quiet']);
+  expect(r.stderr).toBe('');
+  expect(r.code).toBe(0);
+  expect(await sha256File(out)).toBe(await sha256Export(uri));
 }

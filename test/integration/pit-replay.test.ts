@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nowNs, peer, runRewind, sha256Export, sha256File, startRewind, type RewindProcess } from '../helpers/rewind-process.js';
+import { expectReplayEqualsExport, nowNs, peer, runRewind, sha256Export, sha256File, startRewind, type RewindProcess } from '../helpers/rewind-process.js';
 
 /**
  * The journal is the truth: while independent clients write through `rewind serve`,
@@ -41,13 +41,7 @@ describe('point-in-time replay of the spool', () => {
     instants.push({ label, at, sha: await sha256Export(uri) });
   }
 
-  async function replayEqualsExport(): Promise<void> {
-    const out = path.join(dir, 'replay.img');
-    const r = await runRewind(['journal', 'replay', path.join(dir, 'spool'), '--out', out, '--size', String(SIZE), '--quiet']);
-    expect(r.stderr).toBe('');
-    expect(r.code).toBe(0);
-    expect(await sha256File(out)).toBe(await sha256Export(uri));
-  }
+  const replayEqualsExport = () => expectReplayEqualsExport(path.join(dir, 'spool'), SIZE, uri, path.join(dir, 'replay.img'));
 
   it('captures the empty device as the first instant', async () => {
     await capture('empty');
