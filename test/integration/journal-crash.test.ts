@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isRewindError } from '../../src/core/errors.js';
 import { repairJournal } from '../../src/journal/repair.js';
-import { SEGMENT_HEADER_SIZE, segmentName } from '../../src/journal/segment.js';
+import { encodeSegmentHeader, SEGMENT_HEADER_SIZE, segmentName } from '../../src/journal/segment.js';
 import { verifyJournal } from '../../src/journal/verify.js';
 import { JournalWriter } from '../../src/journal/writer.js';
 import { checkRec, collect, tempDir, writeRec } from '../helpers/journal-fixtures.js';
@@ -89,6 +89,16 @@ const cases: Case[] = [
     },
   },
   {
+    // In the last segment the torn-tail rule applies, and must not fire: good records follow.
+    name: 'zero a middle 512-byte sector of the last segment (good records after it)',
+    torn: false,
+    damage: (dir, segs) => {
+      const fd = fs.openSync(path.join(dir, lastSegOf(segs)), 'r+');
+      fs.writeSync(fd, Buffer.alloc(512), 0, 512, 512 * 6);
+      fs.closeSync(fd);
+    },
+  },
+  {
     name: 'flip a CRC byte (a middle record of the tail segment)',
     torn: false,
     damage: (dir, segs) => {
@@ -112,6 +122,17 @@ const cases: Case[] = [
 ];
 
 describe('journal crash table', () => {
+  it('a valid empty segment left by a rotation (crash before its first record) is no damage: verify is clean, appends continue in it', async () => {
+    const { dir } = await build();
+    fs.writeFileSync(path.join(dir, segmentName(301n)), encodeSegmentHeader({ firstSeq: 301n, createdNs: 1n }));
+    const v = await verifyJournal(dir);
+    expect(v.ok).toBe(true);
+    expect(v.tornTail).toBeUndefined();
+    expect(v.corruptions).toEqual([]);
+    await appendAndReadBack(dir, 300n);
+    expect((await collect(dir, { fromSeq: 301n })).map((r) => r.seq)).toEqual([301n, 302n]);
+  });
+
   for (const c of cases) {
     it(`${c.name}: detected, ${c.torn ? 'repaired as a torn tail' : 'reported, dropped only on request'}, appendable after`, async () => {
       const { dir, segs } = await build();
