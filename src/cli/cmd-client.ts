@@ -67,10 +67,11 @@ ${SERVER_HELP}`,
 export const restoreCommand: Command = {
   name: 'restore',
   summary: 'Write a volume as it was at an instant or mark into a file (sparse), with progress',
-  usage: `rewind restore (--at TIME | --mark NAME | --seq N) --out FILE [--server URL] [--volume NAME]
+  usage: `rewind restore (--at TIME | --mark NAME | --seq N) --out FILE [--quiet] [--server URL] [--volume NAME]
 
 ${POINT_HELP}
 --out FILE     the image to write (replaced if it exists; zero runs are left as holes)
+--quiet        no progress lines on stderr (by default one every 2 s and one when done)
 ${SERVER_HELP}`,
   options: { ...SERVER_OPTIONS, ...POINT_OPTIONS, out: { type: 'string' }, quiet: { type: 'boolean' } },
   async run(args, io) {

@@ -22,12 +22,13 @@ const enc = encodeURIComponent;
 export const exportCommand: Command = {
   name: 'export',
   summary: 'Serve a volume as it was at an instant or mark over NBD (read-only, or with a throw-away overlay)',
-  usage: `rewind export (--at TIME | --mark NAME | --seq N) [--listen ADDR] [--overlay] [--server URL] [--volume NAME]
+  usage: `rewind export (--at TIME | --mark NAME | --seq N) [--listen ADDR] [--overlay] [--quiet] [--server URL] [--volume NAME]
 
 ${POINT_HELP}
 --listen ADDR  NBD address (default 127.0.0.1:10810; port 0 picks one; unix:/path.sock)
 --overlay      accept writes into a copy-on-write overlay that is deleted on exit (mount
                and repair a filesystem from the past without touching history)
+--quiet        no progress lines on stderr while the image is fetched
 ${SERVER_HELP}
 
 Prints one JSON line with the NBD URI once the image is ready; serves until SIGINT/SIGTERM.`,
