@@ -112,6 +112,13 @@ const cases: Case[] = [
     },
   },
   {
+    name: 'empty file after rotation (the crash came right after the create)',
+    torn: true,
+    damage: (dir) => {
+      fs.writeFileSync(path.join(dir, segmentName(301n)), Buffer.alloc(0));
+    },
+  },
+  {
     name: 'torn segment header after rotation (half-created segment)',
     torn: true,
     damage: (dir) => {
