@@ -1,16 +1,13 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import crypto from 'node:crypto';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CollectorStore } from '../../src/collector/store/index.js';
 import { ErrorCodes } from '../../src/core/errors.js';
-import { ExportRegistry } from '../../src/nbd/export-registry.js';
-import { createNbdServer } from '../../src/nbd/server.js';
-import { openNodeVolume } from '../../src/ship/node-volume.js';
 import { startCollectorChild } from '../helpers/collector-process.js';
-import { nbdUri, qemuIo, requirePeer } from '../helpers/nbd-peers.js';
+import { sha, startFlushSyncNode, writeFlushSteps } from '../helpers/flush-sync-node.js';
+import { requirePeer } from '../helpers/nbd-peers.js';
 import { waitFor } from '../helpers/stream-fixtures.js';
 import { restoreToBuffer } from './collector-store-model.js';
 
@@ -25,7 +22,6 @@ const REGION = 4 * 1024 * 1024;
 const STEP = 256 * 1024;
 const SPOOL_MAX = 32 * 1024 * 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
 
 let dir: string;
 let mnt: string;
@@ -53,36 +49,14 @@ describe('collector disk full, end to end', () => {
     await fsp.writeFile(filler, Buffer.alloc(116 * 1024 * 1024, 1));
     const data = path.join(mnt, 'data');
     const { child, port } = await startCollectorChild(data, 0, children);
-    const vol = await openNodeVolume({
-      name: 'vol',
-      backingPath: path.join(dir, 'vol.img'),
-      size: BigInt(SIZE),
-      spoolDir: path.join(dir, 'spool'),
-      spoolMaxBytes: SPOOL_MAX,
-      fullPolicy: 'block',
-      mode: 'flush-sync',
-      collector: { target: { address: `127.0.0.1:${port}`, allowPlaintext: true }, token: 'full-token' },
-    });
-    const server = createNbdServer({ exports: new ExportRegistry().add('', vol.backend) });
-    const sock = path.join(dir, 'nbd.sock');
-    await server.listen({ path: sock });
-    const uri = nbdUri({ path: sock });
-    const model = Buffer.alloc(REGION);
-    const steps: Array<{ time: bigint; region: string }> = [];
-    let stop = false;
-    let writer: Promise<void> | undefined;
+    const node = await startFlushSyncNode({ dir, size: SIZE, collectorPort: port, token: 'full-token', spoolMaxBytes: SPOOL_MAX });
+    const { vol, uri } = node;
     let fio: ChildProcess | undefined;
+    let writer: ReturnType<typeof writeFlushSteps> | undefined;
     try {
       await vol.resynced;
-      writer = (async () => {
-        for (let i = 0; !stop && i < 10_000; i++) {
-          const off = (i * STEP) % REGION;
-          const pattern = (i % 250) + 1;
-          await qemuIo(uri, [`write -P ${pattern} ${off} ${STEP}`, 'flush']);
-          model.fill(pattern, off, off + STEP);
-          steps.push({ time: BigInt(Date.now()) * 1_000_000n, region: sha(model) });
-        }
-      })();
+      writer = writeFlushSteps(uri, REGION, STEP);
+      const steps = writer.steps;
 
       // The collector's disk fills: the shipper reports why, and FLUSH stops completing.
       await waitFor(() => vol.shipper!.status().lastError?.code === ErrorCodes.NO_SPACE, 60_000, 'the shipper to report NO_SPACE');
@@ -105,11 +79,9 @@ describe('collector disk full, end to end', () => {
       expect(await fioDone).toBe(0);
       await waitFor(() => steps.length >= flushed + 3, 60_000, 'write+flush steps to complete again');
       expect(vol.shipper!.status().lastError).toBeUndefined();
-      stop = true;
-      await writer;
+      await writer.stop();
 
-      await server.close();
-      await vol.close();
+      await node.close();
       const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGTERM');
       await exited;
@@ -132,11 +104,9 @@ describe('collector disk full, end to end', () => {
         await store.close();
       }
     } finally {
-      stop = true;
-      await writer?.catch(() => undefined);
+      await writer?.stop().catch(() => undefined);
       fio?.kill('SIGKILL');
-      await server.close().catch(() => undefined);
-      await vol.close().catch(() => undefined);
+      await node.close().catch(() => undefined);
     }
   }, 180_000);
 });

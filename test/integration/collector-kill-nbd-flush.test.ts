@@ -1,16 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import crypto from 'node:crypto';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CollectorStore } from '../../src/collector/store/index.js';
-import { ExportRegistry } from '../../src/nbd/export-registry.js';
-import { createNbdServer } from '../../src/nbd/server.js';
-import { openNodeVolume } from '../../src/ship/node-volume.js';
 import { killHard, startCollectorChild } from '../helpers/collector-process.js';
+import { sha, startFlushSyncNode, writeFlushSteps, type FlushStep } from '../helpers/flush-sync-node.js';
+import { qemuIo, requirePeer } from '../helpers/nbd-peers.js';
 import { waitFor } from '../helpers/stream-fixtures.js';
-import { nbdUri, qemuIo, requirePeer } from '../helpers/nbd-peers.js';
 import { restoreToBuffer } from './collector-store-model.js';
 
 /**
@@ -19,28 +16,23 @@ import { restoreToBuffer } from './collector-store-model.js';
  *
  * The node side is the real one (openNodeVolume: journal filter, spool, shipper, flush-sync)
  * behind our NBD server; the collector runs in a process of its own. fio keeps writing the
- * upper half of the device the whole time. qemu-io, one process per step, writes a 64 KiB
- * pattern into the lower region and FLUSHes; a step is "completed" when qemu-io has exited.
- * After the collector is killed, its data directory is opened as it was left and every step
- * completed before the kill must restore exactly; a FLUSH issued while it is down must not
- * complete until it is back.
+ * upper half of the device the whole time, while qemu-io write+FLUSH steps fill the lower
+ * region (helpers/flush-sync-node.ts). After the collector is killed, its data directory is
+ * opened as it was left and every step completed before the kill must restore exactly; a
+ * FLUSH issued while it is down must not complete until it is back.
  */
 const SIZE = 16 * 1024 * 1024;
 const REGION = 4 * 1024 * 1024; // qemu-io steps write here
 const OUTAGE_AT = 4 * 1024 * 1024; // the write+flush issued during the outage, 64 KiB
 const STEP = 64 * 1024;
-const TOKEN = 'kill-flush-token';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const nsNow = () => BigInt(Date.now()) * 1_000_000n;
-const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
-
-interface Step { startedAt: number; doneAt: number; time: bigint; region: string }
 
 /**
  * At most 12 steps to restore (each restore reads the whole device): the last four, where a
  * lost acknowledgement would show, and the rest spread evenly.
  */
-function sample(steps: Step[]): Step[] {
+function sample(steps: FlushStep[]): FlushStep[] {
   const spread = steps.slice(0, -4).filter((_, i, a) => i % Math.ceil(a.length / 8) === 0);
   return [...spread, ...steps.slice(-4)];
 }
@@ -59,7 +51,7 @@ afterAll(async () => {
   await fsp.rm(dir, { recursive: true, force: true });
 });
 
-/** Restore `time` from the collector data in `data` (opened here) and hash the qemu-io region and the outage block. */
+/** Restore each time from the collector data in `data` (opened here): the qemu-io region's sha256 and the outage block. */
 async function restoredAt(data: string, times: bigint[]): Promise<Array<{ region: string; outage: Buffer }>> {
   const store = await CollectorStore.open(data);
   try {
@@ -79,43 +71,19 @@ describe('kill -9 of the collector under NBD writes (flush-sync)', () => {
   it('every FLUSH that completed before the kill restores exactly; a FLUSH during the outage waits for the restart', async () => {
     const data = path.join(dir, 'collector');
     let { child, port } = await startCollectorChild(data, 0, children);
-    const vol = await openNodeVolume({
-      name: 'vol',
-      backingPath: path.join(dir, 'vol.img'),
-      size: BigInt(SIZE),
-      spoolDir: path.join(dir, 'spool'),
-      spoolMaxBytes: 256 * 1024 * 1024,
-      fullPolicy: 'block',
-      mode: 'flush-sync',
-      collector: { target: { address: `127.0.0.1:${port}`, allowPlaintext: true }, token: TOKEN },
-    });
-    const server = createNbdServer({ exports: new ExportRegistry().add('', vol.backend) });
-    const sock = path.join(dir, 'nbd.sock');
-    await server.listen({ path: sock });
-    const uri = nbdUri({ path: sock });
+    const node = await startFlushSyncNode({ dir, size: SIZE, collectorPort: port, token: 'kill-flush-token', spoolMaxBytes: 256 * 1024 * 1024 });
+    const { vol, uri } = node;
     let fio: ChildProcess | undefined;
-    const model = Buffer.alloc(REGION);
-    const steps: Step[] = [];
-    let stop = false;
-    let writer: Promise<void> | undefined;
+    let steps: ReturnType<typeof writeFlushSteps> | undefined;
     try {
       await vol.resynced;
       fio = spawn('fio', ['--name=load', '--ioengine=nbd', `--uri=${uri}`, '--rw=randwrite', '--bs=4k', '--iodepth=8', `--offset=${SIZE / 2}`, `--size=${SIZE / 2}`, '--time_based', '--runtime=60'], { stdio: 'ignore' });
-      writer = (async () => {
-        for (let i = 0; !stop && i < 10_000; i++) {
-          const off = (i * STEP) % REGION;
-          const pattern = (i % 250) + 1;
-          const startedAt = Date.now();
-          await qemuIo(uri, [`write -P ${pattern} ${off} ${STEP}`, 'flush']);
-          model.fill(pattern, off, off + STEP);
-          steps.push({ startedAt, doneAt: Date.now(), time: nsNow(), region: sha(model) });
-        }
-      })();
+      steps = writeFlushSteps(uri, REGION, STEP);
 
       await sleep(2500);
       await killHard(child);
       const killedAt = Date.now();
-      const before = steps.filter((s) => s.doneAt <= killedAt);
+      const before = steps.steps.filter((s) => s.doneAt <= killedAt);
       expect(before.length).toBeGreaterThanOrEqual(5);
       // While the collector is down: a write + FLUSH must not complete.
       const outage = qemuIo(uri, [`write -P 0x5a ${OUTAGE_AT} ${STEP}`, 'flush']).then(() => Date.now());
@@ -132,27 +100,23 @@ describe('kill -9 of the collector under NBD writes (flush-sync)', () => {
       // Lag recovers while fio keeps writing, and FLUSHes complete again.
       await waitFor(() => vol.shipper!.status().lagSeconds < 1, 30_000, 'the shipper to catch up with fio after the restart');
       expect(fio.exitCode).toBeNull();
-      await waitFor(() => steps.filter((s) => s.startedAt > outageDone).length >= 3, 30_000, 'three write+flush steps after the restart');
-      stop = true;
-      await writer;
+      await waitFor(() => steps!.steps.filter((s) => s.startedAt > outageDone).length >= 3, 30_000, 'three write+flush steps after the restart');
+      await steps.stop();
       fio.kill('SIGKILL');
 
       // Once more after the restart, with everything drained: every step and the outage write.
-      await server.close();
-      await vol.close();
+      await node.close();
       const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGTERM');
       await exited;
-      const later = sample(steps);
+      const later = sample(steps.steps);
       const all = await restoredAt(data, [...later.map((s) => s.time), outageTime]);
       expect(all.slice(0, -1).map((g) => g.region)).toEqual(later.map((s) => s.region));
       expect(all.at(-1)!.outage.equals(Buffer.alloc(STEP, 0x5a))).toBe(true);
     } finally {
-      stop = true;
-      await writer?.catch(() => undefined);
+      await steps?.stop().catch(() => undefined);
       fio?.kill('SIGKILL');
-      await server.close().catch(() => undefined);
-      await vol.close().catch(() => undefined);
+      await node.close().catch(() => undefined);
     }
   }, 120_000);
 });
