@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
-// Two projects: unit tests live next to the code; integration tests drive real peers
-// (qemu-io, nbdcopy, fio, ext4 over nbdfuse) against built binaries in dist/.
+// Unit tests live next to the code; integration tests drive real peers (qemu-io, nbdcopy,
+// fio, ext4 over nbdfuse) against built binaries in dist/; the bench smoke test runs last.
 export default defineConfig({
   test: {
     globalSetup: ['./test/helpers/global-setup.ts'],
@@ -15,6 +15,7 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
+          exclude: ['test/integration/bench-smoke.test.ts'],
           testTimeout: 180_000,
           hookTimeout: 120_000,
           // Real peers are CPU-heavy; two cores, so at most two files at once.
@@ -22,6 +23,11 @@ export default defineConfig({
           // Unit tests first (fast feedback), then the peers.
           sequence: { groupOrder: 1 },
         },
+      },
+      {
+        extends: true,
+        // The benches load both cores: last, and alone, so no timed test shares the machine.
+        test: { name: 'bench-smoke', include: ['test/integration/bench-smoke.test.ts'], testTimeout: 300_000, maxWorkers: 1, sequence: { groupOrder: 2 } },
       },
     ],
   },

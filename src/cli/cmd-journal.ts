@@ -42,11 +42,12 @@ the next open), 1 corruption found, 2 bad usage.`,
 
 export const repairCommand: Command = {
   name: 'journal repair',
-  summary: 'Truncate a torn tail (after backing the segment up); with --drop-corrupt, also cut at corruption',
+  summary: 'Truncate a torn tail (after keeping the cut bytes aside); with --drop-corrupt, also cut at corruption',
   usage: `rewind journal repair DIR [--drop-corrupt] [--json]
 
 ${journalDirHelp}
-Every segment that is changed is first copied to a .bak file beside it. Corruption in the
+What a repair cuts is kept first in a .bak file beside the segment: the bytes of a torn tail
+(<segment>.torn-at-OFFSET-….bak), or a whole copy of a segment cut at corruption. Corruption in the
 middle of the journal is only reported unless --drop-corrupt is given, because dropping it
 loses every record after the damage in that segment.`,
   options: { json: { type: 'boolean' }, 'drop-corrupt': { type: 'boolean' } },

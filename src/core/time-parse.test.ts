@@ -12,6 +12,8 @@ describe('parseInstant', () => {
     expect(parseInstant('2026-11-22 12:30:00+02:30')).toBe(BigInt(Date.UTC(2026, 10, 22, 10)) * 1_000_000n);
     expect(parseInstant('2026-11-22T05:00:00-05:00')).toBe(BigInt(Date.UTC(2026, 10, 22, 10)) * 1_000_000n);
     expect(parseInstant('2028-02-29T00:00:00Z')).toBe(BigInt(Date.UTC(2028, 1, 29)) * 1_000_000n);
+    expect(parseInstant('0050-01-01T00:00:00Z')).toBe(BigInt(Date.parse('0050-01-01T00:00:00Z')) * 1_000_000n); // not 1950
+    expect(parseInstant('0004-02-29T12:00:00Z')).toBe(BigInt(Date.parse('0004-02-29T12:00:00Z')) * 1_000_000n);
   });
 
   it('reads now, ns since the epoch and relative forms against the clock given', () => {

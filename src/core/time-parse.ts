@@ -29,7 +29,7 @@ export function parseInstant(text: string, nowNs: bigint = BigInt(Date.now()) * 
     // journal uses never shows :60).
     if (month! >= 1 && month! <= 12 && day! >= 1 && day! <= daysIn(year!, month!) && hour! <= 23 && minute! <= 59 && second! <= 59 && offH! <= 23 && offM! <= 59) {
       const offsetMs = (m[9] === '-' ? -1 : 1) * (offH! * 60 + offM!) * 60_000;
-      const whole = Date.UTC(year!, month! - 1, day!, hour!, minute!, second!) - offsetMs;
+      const whole = utcMs(year!, month! - 1, day!, hour!, minute!, second!) - offsetMs;
       return BigInt(whole) * 1_000_000n + BigInt((m[7] ?? '').padEnd(9, '0'));
     }
   }
@@ -39,8 +39,15 @@ export function parseInstant(text: string, nowNs: bigint = BigInt(Date.now()) * 
   );
 }
 
+/** Date.UTC without its reading of years 0–99 as 1900–1999. */
+function utcMs(year: number, monthIndex: number, day: number, hour = 0, minute = 0, second = 0): number {
+  const d = new Date(Date.UTC(2000, monthIndex, day, hour, minute, second));
+  d.setUTCFullYear(year, monthIndex, day);
+  return d.getTime();
+}
+
 function daysIn(year: number, month: number): number {
-  return new Date(Date.UTC(year, month, 0)).getUTCDate();
+  return new Date(utcMs(year, month, 0)).getUTCDate();
 }
 
 /** "1h30m", "90s", "250ms" → ns. */

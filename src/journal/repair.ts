@@ -11,7 +11,7 @@ export interface RepairAction {
   /** Where the kept prefix ends (0 when the whole segment went). */
   offset: number;
   bytesDropped: number;
-  /** The copy taken before the change (for moved-aside: where the segment now is). */
+  /** What was kept before the change: a torn tail's cut bytes, a corrupt segment's whole copy; for moved-aside, where the segment now is. */
   backup: string;
 }
 

@@ -1,7 +1,7 @@
 import { crc32c } from '@node-rs/crc32';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { fromSystemError } from '../core/errors.js';
+import { ErrorCodes, fromSystemError, RewindError } from '../core/errors.js';
 import { fsyncDir } from '../core/atomic-file.js';
 
 export { fsyncDir };
@@ -131,27 +131,37 @@ export async function backupSegment(p: string, tag: 'corrupt'): Promise<string> 
  * the next append failed again.
  */
 export async function backupTornTail(p: string, offset: number): Promise<string> {
-  const bak = `${p}.torn-at-${offset}-${stamp()}.bak`;
   const src = await fsp.open(p, 'r');
+  let bak = '';
   try {
+    const { size } = await src.stat();
+    // The scan that found the tail and this copy must agree, or the truncation that follows
+    // would cut (or, past the end, grow) the segment without a backup of what it changes.
+    if (offset > size) throw new RewindError(ErrorCodes.JOURNAL_CORRUPT, `${p} is ${size} bytes, shorter than the torn tail's offset ${offset}; run \`rewind journal verify\` again`);
+    bak = `${p}.torn-at-${offset}-${stamp()}.bak`;
     const dst = await fsp.open(bak, 'wx');
     try {
       const buf = Buffer.allocUnsafe(1024 * 1024);
-      for (let pos = offset, at = 0; ; ) {
-        const { bytesRead } = await src.read(buf, 0, buf.length, pos);
+      for (let pos = offset; pos < size; ) {
+        const { bytesRead } = await src.read(buf, 0, Math.min(buf.length, size - pos), pos);
         if (bytesRead === 0) break;
-        await dst.write(buf, 0, bytesRead, at);
+        // write() may take less than asked on a nearly full disk without failing.
+        for (let w = 0; w < bytesRead; ) w += (await dst.write(buf, w, bytesRead - w, pos - offset + w)).bytesWritten;
         pos += bytesRead;
-        at += bytesRead;
       }
+      await dst.sync();
     } finally {
       await dst.close();
     }
+    await fsyncDir(path.dirname(p));
+    return bak;
+  } catch (err) {
+    // No half-written backup left behind: on a full disk every failed reopen would add one.
+    if (bak) await fsp.rm(bak, { force: true }).catch(() => undefined);
+    throw fromSystemError(err, `back up the torn tail of ${p}`);
   } finally {
     await src.close();
   }
-  await syncBackup(p, bak);
-  return bak;
 }
 
 function stamp(): string {

@@ -17,7 +17,8 @@ export interface BackoffOptions {
  * workload. Measured (test/integration/collector-kill-nbd-flush.test.ts, collector down
  * ~4 s under fio writes): reconnected 4.0–4.4 s after the collector listened again with a
  * 10 s ceiling, 0.3–1.1 s with this one. A refused connect costs the collector side next to
- * nothing; full jitter keeps a fleet from reconnecting together.
+ * nothing; full jitter keeps a fleet from reconnecting together. A collector that is up but
+ * refuses for lack of disk space is retried less often (the shipper's NO_SPACE_RETRY_MS).
  */
 const DEFAULT_MAX_MS = 2_000;
 

@@ -58,6 +58,8 @@ interface Sent {
 }
 
 const WELCOME_TIMEOUT_MS = 10_000;
+/** Least wait before retrying a collector that refused for lack of disk space (see run). */
+const NO_SPACE_RETRY_MS = 5_000;
 
 /**
  * Streams the spool to the collector (DESIGN §3 "Stream"). One Append stream at a time;
@@ -155,6 +157,7 @@ export class Shipper {
   private async run(): Promise<void> {
     const stop = this.stopper.signal;
     while (!stop.aborted) {
+      let slow = false;
       try {
         await this.session();
       } catch (err) {
@@ -164,6 +167,9 @@ export class Shipper {
           // Refusals need an operator (token, certificate, name): say so loudly, keep trying.
           const level = re.code === ErrorCodes.UNAUTHENTICATED || re.code === ErrorCodes.NOT_FOUND || re.code === ErrorCodes.JOURNAL_SEQ_GAP ? 'error' : 'warn';
           this.log[level]('append stream failed; reconnecting', { code: re.code, message: re.message });
+          // A full collector disk waits for an operator, and each retry makes the collector
+          // reopen and rescan the volume's journal tail: retry it less often.
+          slow = re.code === ErrorCodes.NO_SPACE;
         }
       }
       if (this.connected) this.disconnectedAt = Date.now();
@@ -171,7 +177,8 @@ export class Shipper {
       this.call = undefined;
       if (stop.aborted) break;
       this.reconnects++;
-      await sleep(this.backoff.next(), stop);
+      const delay = this.backoff.next();
+      await sleep(slow ? Math.max(delay, NO_SPACE_RETRY_MS) : delay, stop);
     }
   }
 

@@ -16,7 +16,11 @@ async function bench(script: string, args: string[]): Promise<string> {
     return (await execFileP(process.execPath, [path.join(ROOT, 'dist/bench', script), ...args], { cwd: ROOT, maxBuffer: 16 << 20, timeout: 240_000 })).stdout;
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };
-    expect(e.code, `${script} crashed: ${e.stderr}`).toBe(1); // 1 = a target missed
+    // 1 = a target missed, which is also node's code for a crash: a crash leaves a stack
+    // trace and no closing JSON.
+    expect(e.code, `${script} failed: ${e.stderr}`).toBe(1);
+    expect(e.stderr ?? '').not.toMatch(/^\s+at /m);
+    expect((e.stdout ?? '').trimEnd().endsWith('}')).toBe(true);
     return e.stdout ?? '';
   }
 }

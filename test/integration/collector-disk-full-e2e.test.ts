@@ -73,12 +73,19 @@ describe('collector disk full, end to end', () => {
       await sleep(3000);
       expect(fio.exitCode).toBeNull();
       expect(steps.length).toBe(flushed);
+      expect(vol.spool.bytes).toBeGreaterThan(SPOOL_MAX - 2 * 1024 * 1024);
+      const held = vol.spool.lastSeq;
+      await sleep(1000);
+      expect(vol.spool.lastSeq).toBe(held); // fio's writes wait for room
 
       // Space returns: the shipper resumes on its own, the waiting FLUSH completes, fio ends.
       await fsp.rm(filler);
+      const freedAt = Date.now();
       expect(await fioDone).toBe(0);
       await waitFor(() => steps.length >= flushed + 3, 60_000, 'write+flush steps to complete again');
       expect(vol.shipper!.status().lastError).toBeUndefined();
+      // The FLUSH that was waiting completed only once there was room again.
+      expect(steps[flushed]!.doneAt).toBeGreaterThan(freedAt);
       await writer.stop();
 
       await node.close();
@@ -95,7 +102,7 @@ describe('collector disk full, end to end', () => {
       const store = await CollectorStore.open(data);
       try {
         const v = store.volume('vol')!;
-        // Every acknowledged FLUSH, the last ones before the disk filled among them.
+        // The last four FLUSHes acknowledged before the disk filled, and every one after.
         const check = [...steps.slice(0, flushed).slice(-4), ...steps.slice(flushed)];
         for (const s of check) expect(sha((await restoreToBuffer(v, { time: s.time })).subarray(0, REGION))).toBe(s.region);
         // And the latest state is the device, fio's writes included.

@@ -80,7 +80,7 @@ describe('kill -9 of the collector under NBD writes (flush-sync)', () => {
       fio = spawn('fio', ['--name=load', '--ioengine=nbd', `--uri=${uri}`, '--rw=randwrite', '--bs=4k', '--iodepth=8', `--offset=${SIZE / 2}`, `--size=${SIZE / 2}`, '--time_based', '--runtime=60'], { stdio: 'ignore' });
       steps = writeFlushSteps(uri, REGION, STEP);
 
-      await sleep(2500);
+      await waitFor(() => steps!.steps.length >= 8, 30_000, 'eight write+flush steps before the kill');
       await killHard(child);
       const killedAt = Date.now();
       const before = steps.steps.filter((s) => s.doneAt <= killedAt);
