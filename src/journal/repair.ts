@@ -1,7 +1,7 @@
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { silentLogger, type Logger } from '../core/logger.js';
-import { backupSegment, backupTornTail, fsyncDir, listSegments, SEGMENT_HEADER_SIZE } from './segment.js';
+import { backupCorruptSegment, backupTornTail, fsyncDir, listSegments, SEGMENT_HEADER_SIZE } from './segment.js';
 import { verifyJournal, type VerifyReport } from './verify.js';
 import { truncateDurably } from '../core/atomic-file.js';
 
@@ -45,7 +45,7 @@ export async function repairJournal(dir: string, opts: { dropCorrupt?: boolean; 
     for (let i = idx; i < segs.length; i++) {
       const s = segs[i];
       if (i === idx && first.offset > SEGMENT_HEADER_SIZE) {
-        const bak = await backupSegment(s.path, 'corrupt');
+        const bak = await backupCorruptSegment(s.path);
         await truncateDurably(s.path, first.offset);
         actions.push({ segment: s.name, action: 'truncated-corrupt', offset: first.offset, bytesDropped: s.size - first.offset, backup: bak });
       } else {

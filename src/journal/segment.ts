@@ -112,12 +112,12 @@ export async function readSegmentHeaderBytes(p: string): Promise<Buffer> {
 }
 
 /**
- * Copy a segment aside before repair changes it: `<name>.corrupt-<time>-<pid>.bak` (LevelDB
- * keeps what it drops in lost/; we keep the whole segment next to it so nothing is
+ * Copy a segment aside before a repair cuts it at corruption: `<name>.corrupt-<time>-<pid>.bak`
+ * (LevelDB keeps what it drops in lost/; we keep the whole segment next to it so nothing is
  * unrecoverable).
  */
-export async function backupSegment(p: string, tag: 'corrupt'): Promise<string> {
-  const bak = `${p}.${tag}-${stamp()}.bak`;
+export async function backupCorruptSegment(p: string): Promise<string> {
+  const bak = `${p}.corrupt-${stamp()}.bak`;
   await fsp.copyFile(p, bak);
   await syncBackup(p, bak);
   return bak;

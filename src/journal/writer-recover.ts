@@ -6,7 +6,7 @@ import type { Logger } from '../core/logger.js';
 import { isDirectPadding, isTornTail, SegmentScanner, type ScanProblem } from './scan.js';
 import { truncateDurably } from '../core/atomic-file.js';
 import {
-  backupSegment,
+  backupCorruptSegment,
   backupTornTail,
   decodeSegmentHeader,
   encodeSegmentHeader,
@@ -89,7 +89,7 @@ export async function openTail(
       tail.size = p.offset;
       return finishOpen(dir, segs, tail, t);
     }
-    const bak = torn ? await backupTornTail(tail.path, p.offset) : await backupSegment(tail.path, 'corrupt');
+    const bak = torn ? await backupTornTail(tail.path, p.offset) : await backupCorruptSegment(tail.path);
     await truncateDurably(tail.path, p.offset);
     const dropped = tail.size - p.offset;
     (torn ? o.log.warn : o.log.error)(torn ? 'truncated a torn journal tail' : 'dropped corrupt journal records (dropCorrupt)', {

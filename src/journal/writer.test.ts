@@ -1,10 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { isRewindError } from '../core/errors.js';
+import { ErrorCodes, isRewindError } from '../core/errors.js';
 import { checkRec, collect, T0, tempDir, writeRec } from '../../test/helpers/journal-fixtures.js';
 import { encodeRecord, RecordKind } from './record.js';
-import { segmentName } from './segment.js';
+import { backupTornTail, segmentName } from './segment.js';
 import { JournalWriter } from './writer.js';
 
 const dirs: string[] = [];
@@ -152,6 +152,20 @@ describe.each([false, true])('JournalWriter (directIo %s)', (directIo) => {
     w2.append(writeRec(6n, 3000));
     await w2.close();
     expect((await collect(d)).map((r) => r.seq)).toEqual([1n, 2n, 3n, 4n, 5n, 6n]);
+  });
+
+  it('refuses to back up a torn tail past the end of the file, and leaves no backup behind', async () => {
+    const d = dir();
+    const w = await open(d);
+    w.append(writeRec(1n, 100));
+    await w.close();
+    const seg = path.join(d, segmentName(1n));
+    const size = fs.statSync(seg).size;
+    await expect(backupTornTail(seg, size + 1)).rejects.toMatchObject({ code: ErrorCodes.JOURNAL_CORRUPT });
+    expect(fs.readdirSync(d).filter((f) => f.endsWith('.bak'))).toEqual([]);
+    expect(fs.statSync(seg).size).toBe(size);
+    const bak = await backupTornTail(seg, size);
+    expect(fs.statSync(bak).size).toBe(0); // a tail of nothing is an empty backup
   });
 
   it('goes on writing while an fdatasync runs, across rotations, and loses or reorders nothing', async () => {
