@@ -11,7 +11,7 @@ import { checkUserMarkName, RESEND_BEGIN_MARK } from '../journal/resend-marks.js
 import { RangeLock } from './range-lock.js';
 import { Shipper } from './shipper.js';
 import { Spool } from './spool.js';
-import type { CollectorTarget } from './transport.js';
+import type { CollectorTarget } from '../rpc/transport.js';
 
 /**
  * One protected volume on a node: the backing file, the spool, the journal filter in

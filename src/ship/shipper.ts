@@ -1,15 +1,15 @@
 import * as grpc from '@grpc/grpc-js';
 import { ErrorCodes, RewindError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
-import type { AppendRequestMsg, AppendResponseMsg, EntryMsg } from '../collector/grpc/messages.js';
-import { fromGrpcError } from '../collector/grpc/status.js';
+import type { AppendRequestMsg, AppendResponseMsg, EntryMsg } from '../rpc/messages.js';
+import { fromGrpcError } from '../rpc/status.js';
 import { encodeHeader, RECORD_HEADER_SIZE, type JournalRecord } from '../journal/record.js';
 import { Backoff, sleep, type BackoffOptions } from './backoff.js';
 import type { BaseCopySpool } from './base-copy.js';
 import { DurableWaiters } from './durability.js';
 import type { DurabilityMode } from './journal-filter.js';
 import { TokenBucket } from './throttle.js';
-import { collectorClient, explainTransportError, type CollectorClient, type CollectorTarget } from './transport.js';
+import { collectorClient, explainTransportError, type CollectorClient, type CollectorTarget } from '../rpc/transport.js';
 
 /** What the shipper needs of the spool (src/ship/spool.ts). */
 export interface ShipperSpool extends BaseCopySpool {

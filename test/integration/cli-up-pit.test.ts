@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { collectorClient } from '../../src/ship/transport.js';
+import { collectorClient } from '../../src/rpc/transport.js';
 import { nowNs, peer, runRewind, sha256Export, sha256File, startRewind, type RewindProcess } from '../helpers/rewind-process.js';
 
 /**

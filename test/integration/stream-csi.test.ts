@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadProtos } from '../../src/collector/grpc/proto.js';
+import { loadProtos } from '../../src/rpc/proto.js';
 import { startCollectorGrpc, type CollectorGrpcServer } from '../../src/collector/grpc/server.js';
 import { storePort } from '../../src/collector/grpc/store-adapter.js';
 import { CollectorStore } from '../../src/collector/store/index.js';

@@ -5,13 +5,13 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isRewindError } from '../../src/core/errors.js';
 import { startCollectorGrpc, type CollectorGrpcServer } from '../../src/collector/grpc/server.js';
-import { ERROR_CODE_KEY, fromGrpcError } from '../../src/collector/grpc/status.js';
+import { ERROR_CODE_KEY, fromGrpcError } from '../../src/rpc/status.js';
 import { storePort } from '../../src/collector/grpc/store-adapter.js';
 import { loadTlsSecretDir } from '../../src/collector/security.js';
 import { CollectorStore } from '../../src/collector/store/index.js';
 import { RecordKind } from '../../src/journal/record.js';
 import { Shipper } from '../../src/ship/shipper.js';
-import { clientTlsFromSecretDir, collectorClient, type CollectorTarget } from '../../src/ship/transport.js';
+import { clientTlsFromSecretDir, collectorClient, type CollectorTarget } from '../../src/rpc/transport.js';
 import { makeCerts, MemorySpool, waitFor, type TestCerts } from '../helpers/stream-fixtures.js';
 
 const SIZE = 1024 * 1024;

@@ -11,8 +11,8 @@ import { RecordKind, type JournalRecord } from '../../src/journal/record.js';
 import { Shipper } from '../../src/ship/shipper.js';
 import { Spool } from '../../src/ship/spool.js';
 import { RecordFlag } from '../../src/journal/record.js';
-import { collectorClient } from '../../src/ship/transport.js';
-import { CollectorApi } from '../../src/collector/grpc/client.js';
+import { collectorClient } from '../../src/rpc/transport.js';
+import { CollectorApi } from '../../src/rpc/collector-api.js';
 import { MemorySpool, randomMutation, replay, waitFor } from '../helpers/stream-fixtures.js';
 
 const SIZE = 4 * 1024 * 1024;

@@ -1,10 +1,10 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeHeader, RecordKind, type JournalRecord } from '../../journal/record.js';
-import type { AppendRequestMsg, AppendResponseMsg, EntryMsg } from './messages.js';
-import { loadProtos } from './proto.js';
+import type { AppendRequestMsg, AppendResponseMsg, EntryMsg } from '../../rpc/messages.js';
+import { loadProtos } from '../../rpc/proto.js';
 import { startCollectorGrpc, type CollectorGrpcServer } from './server.js';
-import { ERROR_CODE_KEY } from './status.js';
+import { ERROR_CODE_KEY } from '../../rpc/status.js';
 import type { StorePort, VolumePort } from './store-port.js';
 
 /**

@@ -3,8 +3,8 @@ import { ErrorCodes, RewindError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { encodeHeader, type JournalRecord, type RecordKind } from '../../journal/record.js';
 import { checkVolumeName, unauthenticated } from './auth.js';
-import type { AppendRequestMsg, AppendResponseMsg, BatchMsg, EntryMsg, HelloMsg } from './messages.js';
-import { toStatus } from './status.js';
+import type { AppendRequestMsg, AppendResponseMsg, BatchMsg, EntryMsg, HelloMsg } from '../../rpc/messages.js';
+import { toStatus } from '../../rpc/status.js';
 import type { StorePort, VolumePort } from './store-port.js';
 
 /**

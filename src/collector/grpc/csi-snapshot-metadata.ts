@@ -6,7 +6,7 @@ import type {
   GetMetadataAllocatedRequestMsg,
   GetMetadataDeltaRequestMsg,
   GetMetadataResponseMsg,
-} from './messages.js';
+} from '../../rpc/messages.js';
 import { serverStream } from './query-handlers.js';
 import type { StoreExtent, StorePort } from './store-port.js';
 

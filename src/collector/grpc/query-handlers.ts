@@ -14,9 +14,9 @@ import type {
   RestoreChunkMsg,
   RestoreRequestMsg,
   VolumeStatusMsg,
-} from './messages.js';
-import { toPointSpec } from './points.js';
-import { toStatus } from './status.js';
+} from '../../rpc/messages.js';
+import { toPointSpec } from '../../rpc/points.js';
+import { toStatus } from '../../rpc/status.js';
 import type { StorePort, VolumePort } from './store-port.js';
 
 /** Extents per Diff message: keeps each message far below the 4 MiB default limit. */

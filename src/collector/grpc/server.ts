@@ -5,7 +5,7 @@ import { silentLogger, type Logger } from '../../core/logger.js';
 import { serverCredentials, type ServerTls } from '../security.js';
 import { appendHandler, WriterRegistry } from './append-handler.js';
 import { csiSnapshotMetadataHandlers } from './csi-snapshot-metadata.js';
-import { loadProtos } from './proto.js';
+import { loadProtos } from '../../rpc/proto.js';
 import { queryHandlers } from './query-handlers.js';
 import { CollectorStore } from '../store/index.js';
 import { storePort } from './store-adapter.js';

@@ -1,46 +1,18 @@
 import type { JournalRecord } from '../../journal/record.js';
+import type { MarkInfo, PointSpec, ResolvedPoint, StoreExtent, VolumeStatusInfo } from '../../rpc/api-types.js';
 
 /**
  * What the gRPC service needs of the collector store (src/collector/store/). Declared
  * here so the service depends on a narrow port, not on the store's internals; the real
- * store is adapted to it in store-adapter.ts. Every method may be sync or async.
+ * store is adapted to it in store-adapter.ts. Every method may be sync or async. The
+ * values it speaks in are the API's own (src/rpc/api-types.ts).
  */
-export type PointSpec = { now: true } | { time: bigint } | { mark: string } | { seq: bigint };
-
-export interface ResolvedPoint {
-  seq: bigint;
-  time: bigint;
-}
-
-export interface MarkInfo {
-  name: string;
-  seq: bigint;
-  time: bigint;
-}
-
-export interface StoreExtent {
-  offset: bigint;
-  length: bigint;
-  /** Reads as zeroes in the younger point (trimmed / zeroed). */
-  zero?: boolean;
-}
+export type { MarkInfo, PointSpec, ResolvedPoint, StoreExtent, VolumeStatusInfo };
 
 /** Receives a restored image in ascending offset order, each byte at most once. */
 export interface RestoreSink {
   write(offset: bigint, data: Buffer): Promise<void>;
   zero(offset: bigint, length: bigint): Promise<void>;
-}
-
-export interface VolumeStatusInfo {
-  name: string;
-  size: bigint;
-  generation: bigint;
-  durableSeq: bigint;
-  durableTime: bigint;
-  windowOldest: bigint;
-  windowNewest: bigint;
-  journalBytes: bigint;
-  detail?: Record<string, unknown>;
 }
 
 export interface VolumePort {

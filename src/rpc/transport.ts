@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { ErrorCodes, RewindError } from '../core/errors.js';
-import { loadProtos } from '../collector/grpc/proto.js';
+import { loadProtos } from './proto.js';
 
 /** Same bound as the server: one record can carry a 32 MiB NBD write. */
 export const CLIENT_MAX_MESSAGE_BYTES = 80 * 1024 * 1024;

@@ -1,10 +1,10 @@
 import fsp from 'node:fs/promises';
 import type * as grpc from '@grpc/grpc-js';
-import { collectorClient, type CollectorClient, type CollectorTarget } from '../../ship/transport.js';
+import { collectorClient, type CollectorClient, type CollectorTarget } from './transport.js';
 import type { DiffResponseMsg, ListMarksResponseMsg, ListVolumesResponseMsg, MarkMsg, RestoreChunkMsg, VolumeStatusMsg } from './messages.js';
 import { toPointMsg } from './points.js';
 import { fromGrpcError } from './status.js';
-import type { MarkInfo, PointSpec, StoreExtent, VolumeStatusInfo } from './store-port.js';
+import type { MarkInfo, PointSpec, StoreExtent, VolumeStatusInfo } from './api-types.js';
 
 /** A volume's status as a client sees it: the store's view plus whether a shipper is attached. */
 export type VolumeStatusView = Omit<VolumeStatusInfo, 'name' | 'detail'> & { volume: string; writerConnected: boolean; detail: Record<string, unknown> };

@@ -1,7 +1,7 @@
-import { ErrorCodes, RewindError } from '../../core/errors.js';
-import { parseInstant } from '../../core/time-parse.js';
+import { ErrorCodes, RewindError } from '../core/errors.js';
+import { parseInstant } from '../core/time-parse.js';
 import type { PointMsg } from './messages.js';
-import type { PointSpec } from './store-port.js';
+import type { PointSpec } from './api-types.js';
 
 /** Proto Point → store point. An unset Point (or null) means now. */
 export function toPointSpec(p: PointMsg | null | undefined): PointSpec {

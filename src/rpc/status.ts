@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import { ErrorCodes, RewindError, type ErrorCode } from '../../core/errors.js';
+import { ErrorCodes, RewindError, type ErrorCode } from '../core/errors.js';
 
 /** Trailing-metadata key carrying our stable REWIND_ERR_* code on every error status. */
 export const ERROR_CODE_KEY = 'rewind-error-code';
