@@ -26,8 +26,21 @@ export default defineConfig({
       },
       {
         extends: true,
+        // Against the real control plane of test/cluster (kube-apiserver, etcd,
+        // kube-controller-manager built from their Go modules); each file starts its own.
+        test: {
+          name: 'cluster',
+          include: ['test/cluster/**/*.test.ts'],
+          testTimeout: 180_000,
+          hookTimeout: 300_000,
+          maxWorkers: 2,
+          sequence: { groupOrder: 2 },
+        },
+      },
+      {
+        extends: true,
         // The benches load both cores: last, and alone, so no timed test shares the machine.
-        test: { name: 'bench-smoke', include: ['test/integration/bench-smoke.test.ts'], testTimeout: 300_000, maxWorkers: 1, sequence: { groupOrder: 2 } },
+        test: { name: 'bench-smoke', include: ['test/integration/bench-smoke.test.ts'], testTimeout: 300_000, maxWorkers: 1, sequence: { groupOrder: 3 } },
       },
     ],
   },

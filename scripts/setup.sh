@@ -22,3 +22,8 @@ if [ "${REWIND_SKIP_PEERS:-}" != "1" ] && [ ${#peers_missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
     qemu-utils libnbd-bin nbdkit fio fuse3 e2fsprogs mount python3-libnbd >&2
 fi
+
+# The Kubernetes tests' control plane (test/cluster): built once with Go, then cached.
+if [ "${REWIND_SKIP_CLUSTER_TOOLS:-}" != "1" ]; then
+  bash test/cluster/build-tools.sh >/dev/null
+fi
