@@ -22,6 +22,8 @@ export const ErrorCodes = {
   /** The point falls while the node was resending the volume: the collector's copy is partial there. */
   POINT_NOT_EXACT: 'REWIND_ERR_POINT_NOT_EXACT',
   UNAUTHENTICATED: 'REWIND_ERR_UNAUTHENTICATED',
+  /** An administrative call (RegisterVolume, DeleteVolume) without the collector's admin token. */
+  ADMIN_UNAUTHENTICATED: 'REWIND_ERR_ADMIN_UNAUTHENTICATED',
   PERMISSION_DENIED: 'REWIND_ERR_PERMISSION_DENIED',
   UNAVAILABLE: 'REWIND_ERR_UNAVAILABLE',
   CLOSED: 'REWIND_ERR_CLOSED',

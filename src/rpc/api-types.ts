@@ -4,7 +4,7 @@
  * answers with. Shared so the client (collector-api.ts) and the service
  * (src/collector/grpc/) agree without either importing the other.
  */
-export type PointSpec = { now: true } | { time: bigint } | { mark: string } | { seq: bigint };
+export type PointSpec = { now: true } | { time: bigint } | { mark: string } | { markId: string } | { seq: bigint };
 
 export interface ResolvedPoint {
   seq: bigint;
@@ -15,6 +15,8 @@ export interface MarkInfo {
   name: string;
   seq: bigint;
   time: bigint;
+  /** The caller's key for the mark (CreateMark's id, e.g. a RestorePoint's UID); absent when made without one. */
+  id?: string;
 }
 
 export interface StoreExtent {

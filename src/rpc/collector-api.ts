@@ -1,7 +1,17 @@
 import fsp from 'node:fs/promises';
 import type * as grpc from '@grpc/grpc-js';
 import { collectorClient, type CollectorClient, type CollectorTarget } from './transport.js';
-import type { DiffResponseMsg, ListMarksResponseMsg, ListVolumesResponseMsg, MarkMsg, RestoreChunkMsg, VolumeStatusMsg } from './messages.js';
+import type {
+  DeleteMarkResponseMsg,
+  DeleteVolumeResponseMsg,
+  DiffResponseMsg,
+  ListMarksResponseMsg,
+  ListVolumesResponseMsg,
+  MarkMsg,
+  RegisterVolumeResponseMsg,
+  RestoreChunkMsg,
+  VolumeStatusMsg,
+} from './messages.js';
 import { toPointMsg } from './points.js';
 import { fromGrpcError } from './status.js';
 import type { MarkInfo, PointSpec, StoreExtent, VolumeStatusInfo } from './api-types.js';
@@ -31,7 +41,15 @@ const statusView = (s: VolumeStatusMsg): VolumeStatusView => ({
   detail: s.detail_json ? (JSON.parse(s.detail_json) as Record<string, unknown>) : {},
 });
 
-const markView = (m: MarkMsg): MarkInfo => ({ name: m.name, seq: BigInt(m.seq), time: BigInt(m.time_ns) });
+const markView = (m: MarkMsg): MarkInfo => ({ name: m.name, seq: BigInt(m.seq), time: BigInt(m.time_ns), ...(m.id ? { id: m.id } : {}) });
+
+export interface RegisterVolumeResult {
+  status: VolumeStatusView;
+  /** The volume did not exist and was created. */
+  created: boolean;
+  /** The volume existed with another token, which was replaced. */
+  tokenRotated: boolean;
+}
 
 /**
  * Typed client of the collector's API for the CLI and the controller: bigint in and out,
@@ -67,8 +85,34 @@ export class CollectorApi {
     }
   }
 
-  async createMark(volume: string, token: string, name: string, at?: PointSpec): Promise<MarkInfo> {
-    return markView(await this.unary<MarkMsg>('CreateMark', { volume, token, name, at: at ? toPointMsg(at) : null }));
+  /**
+   * Name a point (default now). With `id`, idempotent: a mark that already has the id is
+   * returned as it was made (same seq and time), so retrying never makes a second one.
+   */
+  async createMark(volume: string, token: string, name: string, at?: PointSpec, opts: { id?: string } = {}): Promise<MarkInfo> {
+    return markView(await this.unary<MarkMsg>('CreateMark', { volume, token, name, at: at ? toPointMsg(at) : null, id: opts.id ?? '' }));
+  }
+
+  /** Delete the mark with this id; `{ deleted: false }` when there was none (idempotent). */
+  async deleteMark(volume: string, token: string, id: string): Promise<{ deleted: boolean }> {
+    const r = await this.unary<DeleteMarkResponseMsg>('DeleteMark', { volume, token, id, name: '' });
+    return { deleted: r.deleted };
+  }
+
+  /**
+   * Create the volume with `token`, or confirm it; a different token replaces the old one
+   * (needs the admin token). `size` may be 0n for a volume that exists. `adminToken` may
+   * be '' for a collector that runs without one (create and confirm only).
+   */
+  async registerVolume(adminToken: string, volume: string, size: bigint, token: string): Promise<RegisterVolumeResult> {
+    const r = await this.unary<RegisterVolumeResponseMsg>('RegisterVolume', { admin_token: adminToken, volume, size: size.toString(), token });
+    return { status: statusView(r.volume), created: r.created, tokenRotated: r.token_rotated };
+  }
+
+  /** Remove the volume and all its history; `{ deleted: false }` when there was none (idempotent). */
+  async deleteVolume(adminToken: string, volume: string): Promise<{ deleted: boolean }> {
+    const r = await this.unary<DeleteVolumeResponseMsg>('DeleteVolume', { admin_token: adminToken, volume });
+    return { deleted: r.deleted };
   }
 
   async listMarks(volume: string, token: string): Promise<MarkInfo[]> {

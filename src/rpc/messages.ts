@@ -31,15 +31,18 @@ export type AppendResponseMsg =
   | { msg: 'ack'; ack: AckMsg; welcome?: null };
 
 export interface PointMsg {
-  at?: 'time_ns' | 'mark' | 'seq' | 'time';
+  at?: 'time_ns' | 'mark' | 'seq' | 'time' | 'mark_id';
   time_ns?: U64;
   mark?: string;
   seq?: U64;
   time?: string;
+  mark_id?: string;
 }
 
-export interface MarkMsg { volume: string; name: string; seq: U64; time_ns: U64 }
-export interface CreateMarkRequestMsg { volume: string; token: string; name: string; at: PointMsg | null }
+export interface MarkMsg { volume: string; name: string; seq: U64; time_ns: U64; id: string }
+export interface CreateMarkRequestMsg { volume: string; token: string; name: string; at: PointMsg | null; id: string }
+export interface DeleteMarkRequestMsg { volume: string; token: string; id: string; name: string }
+export interface DeleteMarkResponseMsg { deleted: boolean }
 export interface ListMarksRequestMsg { volume: string; token: string }
 export interface ListMarksResponseMsg { marks: MarkMsg[] }
 
@@ -64,6 +67,11 @@ export interface VolumeStatusMsg {
   detail_json: string;
 }
 export interface ListVolumesResponseMsg { volumes: VolumeStatusMsg[] }
+
+export interface RegisterVolumeRequestMsg { admin_token: string; volume: string; size: U64In; token: string }
+export interface RegisterVolumeResponseMsg { volume: VolumeStatusMsg; created: boolean; token_rotated: boolean }
+export interface DeleteVolumeRequestMsg { admin_token: string; volume: string }
+export interface DeleteVolumeResponseMsg { deleted: boolean }
 
 // ---- CSI SnapshotMetadata ----
 export type BlockMetadataType = 'UNKNOWN' | 'FIXED_LENGTH' | 'VARIABLE_LENGTH';

@@ -13,6 +13,9 @@ export function toPointSpec(p: PointMsg | null | undefined): PointSpec {
     case 'mark':
       if (!p.mark) throw new RewindError(ErrorCodes.INVALID_ARGUMENT, 'a Point with an empty mark name; give the mark to restore');
       return { mark: p.mark };
+    case 'mark_id':
+      if (!p.mark_id) throw new RewindError(ErrorCodes.INVALID_ARGUMENT, 'a Point with an empty mark_id; give the id the mark was created with');
+      return { markId: p.mark_id };
     case 'time':
       return { time: parseInstant(p.time!) };
     default:
@@ -25,5 +28,6 @@ export function toPointMsg(p: PointSpec): PointMsg {
   if ('time' in p) return { time_ns: p.time.toString() };
   if ('seq' in p) return { seq: p.seq.toString() };
   if ('mark' in p) return { mark: p.mark };
+  if ('markId' in p) return { mark_id: p.markId };
   return {};
 }

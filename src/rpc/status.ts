@@ -20,6 +20,7 @@ const TO_GRPC: Partial<Record<ErrorCode, grpc.status>> = {
   [ErrorCodes.POINT_OUT_OF_WINDOW]: grpc.status.OUT_OF_RANGE,
   [ErrorCodes.POINT_NOT_EXACT]: grpc.status.FAILED_PRECONDITION,
   [ErrorCodes.UNAUTHENTICATED]: grpc.status.UNAUTHENTICATED,
+  [ErrorCodes.ADMIN_UNAUTHENTICATED]: grpc.status.UNAUTHENTICATED,
   [ErrorCodes.PERMISSION_DENIED]: grpc.status.PERMISSION_DENIED,
   [ErrorCodes.UNAVAILABLE]: grpc.status.UNAVAILABLE,
   [ErrorCodes.CLOSED]: grpc.status.UNAVAILABLE,

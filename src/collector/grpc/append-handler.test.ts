@@ -45,6 +45,8 @@ function fakeStore(appendDelayMs = 0): StorePort & { vols: Map<string, VolumePor
         }
       },
       addMark: () => { throw new Error('unused'); },
+      deleteMark: async () => false,
+      setToken: async () => undefined,
       marks: () => [],
       resolve: () => ({ seq: durable, time: 0n }),
       restore: async () => undefined,
@@ -55,7 +57,7 @@ function fakeStore(appendDelayMs = 0): StorePort & { vols: Map<string, VolumePor
     vols.set(name, v);
     return v;
   };
-  return { vols, volume: (n) => vols.get(n), createVolume: (n, size, o) => make(n, size, o.token), volumeNames: () => [...vols.keys()] };
+  return { vols, volume: (n) => vols.get(n), createVolume: (n, size, o) => make(n, size, o.token), volumeNames: () => [...vols.keys()], deleteVolume: async (n) => vols.delete(n) };
 }
 
 function entry(seq: bigint, crcDelta = 0): EntryMsg {

@@ -23,8 +23,8 @@ type AppendCall = grpc.ServerDuplexStream<AppendRequestMsg, AppendResponseMsg>;
 interface Session {
   id: number;
   volume: string;
-  /** End this stream because a newer one took the volume over. */
-  displace(): void;
+  /** End this stream: a newer one took the volume over, or `why`. */
+  displace(why?: RewindError): void;
   /** Settles when no append of this stream is in flight. */
   idle(): Promise<void>;
 }
@@ -60,6 +60,11 @@ export class WriterRegistry {
 
   connected(volume: string): boolean {
     return this.sessions.has(volume);
+  }
+
+  /** End the volume's stream, if any (its token changed or the volume was deleted). */
+  displace(volume: string, why: RewindError): void {
+    this.sessions.get(volume)?.displace(why);
   }
 
   displaceAll(): void {
@@ -120,7 +125,7 @@ async function openVolume(deps: AppendDeps, hello: HelloMsg): Promise<VolumePort
   if (!deps.createVolumes) {
     throw new RewindError(
       ErrorCodes.NOT_FOUND,
-      `volume "${hello.volume}" does not exist and this collector does not create volumes on first contact (createVolumes: false); create it through the API first`,
+      `volume "${hello.volume}" is not registered with this collector, which creates volumes only through RegisterVolume (it runs with an admin token); the ProtectedVolume must be registered first — check that it exists and is Ready, or the volume name and collector address the node uses`,
       { details: { volume: hello.volume } },
     );
   }
@@ -213,7 +218,7 @@ export function appendHandler(deps: AppendDeps): (call: AppendCall) => void {
             session = {
               id,
               volume: vol.name,
-              displace: () => finish(new RewindError(ErrorCodes.UNAVAILABLE, `a newer Append stream took over volume "${hello.volume}"`)),
+              displace: (why) => finish(why ?? new RewindError(ErrorCodes.UNAVAILABLE, `a newer Append stream took over volume "${hello.volume}"`)),
               idle: () => acked,
             };
             await deps.registry.claim(session, log);

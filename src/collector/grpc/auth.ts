@@ -1,5 +1,6 @@
 import type * as grpc from '@grpc/grpc-js';
 import { ErrorCodes, RewindError } from '../../core/errors.js';
+import { tokensEqual } from './store-adapter.js';
 import type { StorePort, VolumePort } from './store-port.js';
 
 /** Volume names end up in paths and Kubernetes names: DNS-label-ish, bounded. */
@@ -25,6 +26,27 @@ export function unauthenticated(volume: string): RewindError {
     `token for volume "${volume}" was refused; the shipper must present the token the volume was created with (check the ProtectedVolume's token secret)`,
     { details: { volume } },
   );
+}
+
+/**
+ * Administrative calls carry the collector's admin token (body field, else bearer
+ * metadata). A collector started without one refuses them all but registration's
+ * create-or-confirm (see admin-handlers.ts): nothing else can prove the caller is admin.
+ */
+export function checkAdmin(configured: string | undefined, bodyToken: string | undefined, metadata: grpc.Metadata | undefined, what: string): void {
+  const given = tokenOf(bodyToken, metadata);
+  if (configured === undefined) {
+    throw new RewindError(
+      ErrorCodes.ADMIN_UNAUTHENTICATED,
+      `${what} needs the collector's admin token, and this collector runs without one; start it with --admin-token-file FILE and present that token`,
+    );
+  }
+  if (!given || !tokensEqual(given, configured)) {
+    throw new RewindError(
+      ErrorCodes.ADMIN_UNAUTHENTICATED,
+      `${what}: the admin token ${given ? 'was refused' : 'is missing'}; present the token in the collector's --admin-token-file (the controller's collector admin Secret)`,
+    );
+  }
 }
 
 /** Look up an existing volume and check its token; NOT_FOUND / UNAUTHENTICATED otherwise. */

@@ -1,9 +1,12 @@
 import * as grpc from '@grpc/grpc-js';
+import { ErrorCodes, RewindError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { authorizedVolume, checkVolumeName, tokenOf } from './auth.js';
 import type { WriterRegistry } from './append-handler.js';
 import type {
   CreateMarkRequestMsg,
+  DeleteMarkRequestMsg,
+  DeleteMarkResponseMsg,
   DiffRequestMsg,
   DiffResponseMsg,
   GetVolumeStatusRequestMsg,
@@ -17,7 +20,7 @@ import type {
 } from '../../rpc/messages.js';
 import { toPointSpec } from '../../rpc/points.js';
 import { toStatus } from '../../rpc/status.js';
-import type { StorePort, VolumePort } from './store-port.js';
+import type { MarkInfo, StorePort, VolumePort } from './store-port.js';
 
 /** Extents per Diff message: keeps each message far below the 4 MiB default limit. */
 export const DIFF_EXTENTS_PER_MESSAGE = 4096;
@@ -28,7 +31,7 @@ export interface QueryDeps {
   logger: Logger;
 }
 
-function unary<Req, Res>(fn: (req: Req, md: grpc.Metadata) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
+export function unary<Req, Res>(fn: (req: Req, md: grpc.Metadata) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
   return (call, cb) => {
     fn(call.request, call.metadata).then(
       (res) => cb(null, res),
@@ -59,6 +62,8 @@ function serverStream<Req, Res>(fn: (req: Req, md: grpc.Metadata, write: (m: Res
   };
 }
 
+const markMsg = (volume: string, m: MarkInfo): MarkMsg => ({ volume, name: m.name, seq: m.seq.toString(), time_ns: m.time.toString(), id: m.id ?? '' });
+
 export async function statusMsg(vol: VolumePort, connected: boolean): Promise<VolumeStatusMsg> {
   const s = await vol.status();
   return {
@@ -82,14 +87,20 @@ export function queryHandlers(deps: QueryDeps): grpc.UntypedServiceImplementatio
   return {
     CreateMark: unary<CreateMarkRequestMsg, MarkMsg>(async (req, md) => {
       const v = await vol(req.volume, req.token, md);
-      const m = await v.addMark(req.name, req.at?.at ? toPointSpec(req.at) : undefined);
-      return { volume: v.name, name: m.name, seq: m.seq.toString(), time_ns: m.time.toString() };
+      const m = await v.addMark(req.name, req.at?.at ? toPointSpec(req.at) : undefined, req.id ? { id: req.id } : {});
+      return markMsg(v.name, m);
+    }),
+
+    DeleteMark: unary<DeleteMarkRequestMsg, DeleteMarkResponseMsg>(async (req, md) => {
+      const v = await vol(req.volume, req.token, md);
+      if (!req.id && !req.name) throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `DeleteMark on volume "${v.name}" names no mark; give its id (or its name)`);
+      return { deleted: await v.deleteMark(req.id ? { id: req.id } : { name: req.name }) };
     }),
 
     ListMarks: unary<ListMarksRequestMsg, ListMarksResponseMsg>(async (req, md) => {
       const v = await vol(req.volume, req.token, md);
       const marks = await v.marks();
-      return { marks: marks.map((m) => ({ volume: v.name, name: m.name, seq: m.seq.toString(), time_ns: m.time.toString() })) };
+      return { marks: marks.map((m) => markMsg(v.name, m)) };
     }),
 
     GetVolumeStatus: unary<GetVolumeStatusRequestMsg, VolumeStatusMsg>(async (req, md) => {

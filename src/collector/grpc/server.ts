@@ -3,6 +3,7 @@ import * as grpc from '@grpc/grpc-js';
 import { ErrorCodes, RewindError } from '../../core/errors.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
 import { serverCredentials, type ServerTls } from '../security.js';
+import { adminHandlers } from './admin-handlers.js';
 import { appendHandler, WriterRegistry } from './append-handler.js';
 import { csiSnapshotMetadataHandlers } from './csi-snapshot-metadata.js';
 import { loadProtos } from '../../rpc/proto.js';
@@ -56,7 +57,12 @@ export interface CollectorGrpcOptions {
   tls?: ServerTls;
   /** Must be true to serve without TLS. */
   allowPlaintext?: boolean;
-  /** Create an unknown volume on its first Hello (default true). */
+  /**
+   * The admin token RegisterVolume and DeleteVolume must present. When set, volumes are
+   * created only by RegisterVolume (createVolumes defaults to false).
+   */
+  adminToken?: string;
+  /** Create an unknown volume on its first Hello (default: true without an admin token). */
   createVolumes?: boolean;
   logger?: Logger;
 }
@@ -72,6 +78,9 @@ export interface CollectorGrpcServer {
 
 export async function startCollectorGrpc(opts: CollectorGrpcOptions): Promise<CollectorGrpcServer> {
   const logger = opts.logger ?? silentLogger;
+  if (opts.adminToken !== undefined && opts.adminToken.length < 16) {
+    throw new RewindError(ErrorCodes.INVALID_ARGUMENT, 'the collector admin token must be at least 16 characters; generate a random one (e.g. openssl rand -base64 32)');
+  }
   const creds = serverCredentials({ tls: opts.tls, allowPlaintext: opts.allowPlaintext });
   const store = opts.store instanceof CollectorStore ? storePort(opts.store) : opts.store;
   const { collector, snapshotMetadata } = loadProtos();
@@ -79,8 +88,9 @@ export async function startCollectorGrpc(opts: CollectorGrpcOptions): Promise<Co
   const server = new grpc.Server(SERVER_CHANNEL_OPTIONS);
   widenReceiveWindows(server);
   server.addService(collector.service, {
-    Append: appendHandler({ store, registry, logger, createVolumes: opts.createVolumes ?? true }),
+    Append: appendHandler({ store, registry, logger, createVolumes: opts.createVolumes ?? opts.adminToken === undefined }),
     ...queryHandlers({ store, registry, logger }),
+    ...adminHandlers({ store, registry, logger, adminToken: opts.adminToken }),
   });
   server.addService(snapshotMetadata.service, csiSnapshotMetadataHandlers(store));
 

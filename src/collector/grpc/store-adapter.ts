@@ -19,11 +19,13 @@ function volumePort(v: VolumeStore): VolumePort {
     // A volume stored without a token accepts no shipper: tokens are never optional on the wire.
     checkToken: (token) => v.token !== undefined && v.token !== '' && tokensEqual(token, v.token),
     append: (records) => v.append(records),
-    addMark: (name, at) => {
-      if (at === undefined || 'now' in at) return v.addMark(name);
-      if ('time' in at) return v.addMark(name, at.time);
-      return v.addMark(name, v.resolve(at).time);
+    addMark: (name, at, opts) => {
+      if (at === undefined || 'now' in at) return v.addMark(name, undefined, opts);
+      if ('time' in at) return v.addMark(name, at.time, opts);
+      return v.addMark(name, v.resolve(at).time, opts);
     },
+    deleteMark: (key) => v.deleteMark(key),
+    setToken: (token) => v.setToken(token),
     marks: () => v.marks(),
     resolve: (p) => v.resolve(toPoint(p)),
     restore: async (p, sink: RestoreSink, opts) => {
@@ -67,5 +69,6 @@ export function storePort(store: CollectorStore): StorePort {
     },
     createVolume: async (name, size, opts) => wrap(await store.createVolume(name, size, { token: opts.token })),
     volumeNames: () => store.listVolumes().map((v) => v.name),
+    deleteVolume: (name) => store.deleteVolume(name),
   };
 }

@@ -29,7 +29,12 @@ export interface VolumePort {
    * ignored (so resends are idempotent); JOURNAL_SEQ_GAP on a gap.
    */
   append(records: JournalRecord[]): Promise<bigint>;
-  addMark(name: string, at?: PointSpec): Promise<MarkInfo> | MarkInfo;
+  /** With `id`: the mark that already has it is returned unchanged (VolumeStore.addMark). */
+  addMark(name: string, at?: PointSpec, opts?: { id?: string }): Promise<MarkInfo> | MarkInfo;
+  /** True when a mark was deleted, false when none had that id / name. */
+  deleteMark(key: { id: string } | { name: string }): Promise<boolean>;
+  /** Replace the volume's token (rotation), durably. */
+  setToken(token: string): Promise<void>;
   marks(): Promise<MarkInfo[]> | MarkInfo[];
   resolve(point: PointSpec): Promise<ResolvedPoint> | ResolvedPoint;
   restore(point: PointSpec, sink: RestoreSink, opts?: { changedSince?: PointSpec; onProgress?: (doneBytes: bigint) => void }): Promise<void>;
@@ -43,4 +48,6 @@ export interface StorePort {
   volume(name: string): Promise<VolumePort | undefined> | VolumePort | undefined;
   createVolume(name: string, size: bigint, opts: { token: string }): Promise<VolumePort> | VolumePort;
   volumeNames(): Promise<string[]> | string[];
+  /** Remove a volume and its history; false when there was none. */
+  deleteVolume(name: string): Promise<boolean>;
 }

@@ -16,6 +16,13 @@ export interface CollectorStoreOptions {
   logger?: Logger;
 }
 
+/**
+ * A deleted volume's directory is first renamed to `.deleting-<name>-<pid>-<ms>` (one
+ * atomic step: from then on the volume does not exist), then removed; open() finishes
+ * removals a crash cut short. The dot keeps it out of NAME_RE.
+ */
+const DELETING_PREFIX = '.deleting-';
+
 /** Volume names become directory names: keep them to what Kubernetes allows and more. */
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
 
@@ -39,6 +46,11 @@ export class CollectorStore {
     }
     const s = new CollectorStore(dataDir, opts, log);
     for (const name of (await fsp.readdir(root)).sort()) {
+      // A deletion cut short by a crash: the volume was already gone from the API.
+      if (name.startsWith(DELETING_PREFIX)) {
+        await fsp.rm(path.join(root, name), { recursive: true, force: true });
+        continue;
+      }
       if (!NAME_RE.test(name)) continue;
       const dir = path.join(root, name);
       if (!(await fsp.stat(path.join(dir, 'volume.json')).catch(() => null))) continue;
@@ -84,6 +96,31 @@ export class CollectorStore {
     } finally {
       this.creating.delete(name);
     }
+  }
+
+  /**
+   * Remove a volume and all its history (journal, checkpoints, marks). Idempotent: false
+   * when there was no such volume. Appends in flight finish first; later ones are refused.
+   */
+  async deleteVolume(name: string): Promise<boolean> {
+    const pending = this.creating.get(name);
+    if (pending) await pending.catch(() => undefined);
+    const v = this.vols.get(name);
+    if (!v) return false;
+    this.vols.delete(name);
+    await v.close();
+    const dir = path.join(this.dataDir, 'volumes', name);
+    const doomed = path.join(this.dataDir, 'volumes', `${DELETING_PREFIX}${name}-${process.pid}-${Date.now()}`);
+    try {
+      await fsp.rename(dir, doomed);
+    } catch (err) {
+      // Still on disk as it was: put it back so it is served again rather than half gone.
+      this.vols.set(name, await VolumeStore.open(dir, this.volumeOptions()));
+      throw fromSystemError(err, `delete volume ${name}`);
+    }
+    await fsp.rm(doomed, { recursive: true, force: true }).catch((err: unknown) => this.log.warn('deleted volume directory not fully removed; the next open removes it', { volume: name, err }));
+    this.log.info('volume deleted', { volume: name });
+    return true;
   }
 
   async close(): Promise<void> {

@@ -4,7 +4,8 @@
  *   <dataDir>/volumes/<name>/volume.json        name, size, generation, token
  *                            journal/*.seg      the journal segment format (docs/journal-format.md)
  *                            checkpoints/<seq>.img|.json   sparse image + CRC'd manifest
- *                            marks.json         named points (atomic rename)
+ *                            marks.json         named points with their ids, and deleted mark
+ *                                               records' tombstones (mark-book.ts; atomic rename)
  *
  * - Time→seq index and record offsets: in memory, rebuilt on open from segment headers
  *   (entry-index.ts, segment-locator.ts); 16k records of 256 KiB open in ~0.2–0.9 s.

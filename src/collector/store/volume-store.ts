@@ -14,18 +14,21 @@ import { refineDiff } from './diff-refine.js';
 import { emitImage, type RestoreSink } from './image-emitter.js';
 import { allocatedExtents, diffPlan, planImage, type DiffExtent, type Extent } from './image-plan.js';
 import { readJson, writeJsonAtomic } from './json-file.js';
+import { MarkBook } from './mark-book.js';
 import { consolidationTarget, type RetentionPolicy } from './retention.js';
 import { scrubVolume, type ScrubProblem } from './scrub.js';
 import { SegmentLocator } from './segment-locator.js';
 
-export type Point = { time: bigint } | { mark: string } | { seq: bigint };
-export interface MarkInfo { name: string; seq: bigint; time: bigint }
+export type Point = { time: bigint } | { mark: string } | { markId: string } | { seq: bigint };
+/** `id`: the caller's key for the mark (CreateMark's id, e.g. a RestorePoint's UID). */
+export interface MarkInfo { name: string; seq: bigint; time: bigint; id?: string }
 /** `createdNs`: when the collector first heard of the volume (ns); absent in older stores. */
 export interface VolumeMeta { name: string; size: string; generation: number; token?: string; createdNs?: string }
 export interface VolumeOptions { segmentBytes?: number; retention?: RetentionPolicy; logger?: Logger; intervalNs?: bigint; bitmapBlockSize?: number }
 
 export function describePoint(p: Point): string {
   if ('mark' in p) return `mark "${p.mark}"`;
+  if ('markId' in p) return `mark id "${p.markId}"`;
   if ('seq' in p) return `seq ${p.seq}`;
   return `time ${formatNs(p.time)}`;
 }
@@ -34,10 +37,10 @@ export function describePoint(p: Point): string {
 export class VolumeStore {
   readonly name: string;
   readonly size: bigint;
-  readonly token: string | undefined;
+  private tok: string | undefined;
   private gen: number;
   private ckpt: Checkpoint;
-  private markMap = new Map<string, { seq: bigint; time: bigint }>();
+  private markBook!: MarkBook;
   /** Spans [from, to) of seqs while the node resent the volume (resend-marks.ts), and one still open. */
   private resends: Array<{ from: bigint; to: bigint }> = [];
   private resendOpen: bigint | undefined;
@@ -57,6 +60,7 @@ export class VolumeStore {
   private needsReopen = false;
 
   private readonly createdNs: bigint | undefined;
+  private meta: VolumeMeta;
 
   private constructor(
     readonly dir: string,
@@ -70,7 +74,8 @@ export class VolumeStore {
   ) {
     this.name = meta.name;
     this.size = BigInt(meta.size);
-    this.token = meta.token;
+    this.tok = meta.token;
+    this.meta = meta;
     this.gen = meta.generation;
     this.createdNs = meta.createdNs === undefined ? undefined : BigInt(meta.createdNs);
     this.ckpt = ckpt;
@@ -100,8 +105,7 @@ export class VolumeStore {
       throw new RewindError(ErrorCodes.JOURNAL_CORRUPT, `volume ${meta.name}: journal ends at seq ${writer.durableSeq} but only seqs up to ${index.lastSeq} could be indexed; run scrub`);
     }
     const v = new VolumeStore(dir, meta, writer, index, locator, ckpt, opts, log);
-    const marks = (await readJson<Record<string, { seq: string; time: string }>>(path.join(dir, 'marks.json'))) ?? {};
-    for (const [n, m] of Object.entries(marks)) v.markMap.set(n, { seq: BigInt(m.seq), time: BigInt(m.time) });
+    v.markBook = await MarkBook.load(dir);
     // Mark records in the journal are marks too (they may be newer than marks.json).
     for (let i = 0; i < index.count; i++) if (index.kinds[i] === RecordKind.Mark) await v.learnMarkRecord(index.seqAt(i));
     return v;
@@ -123,6 +127,25 @@ export class VolumeStore {
   }
   get generation(): number {
     return this.gen;
+  }
+
+  /** The token a shipper must present (volume.json); undefined for a volume stored without one. */
+  get token(): string | undefined {
+    return this.tok;
+  }
+
+  /** Replace the volume's token (rotation); persisted before it takes effect. */
+  setToken(token: string): Promise<void> {
+    return this.serial.run(async () => {
+      const meta = { ...this.meta, token };
+      try {
+        await writeJsonAtomic(path.join(this.dir, 'volume.json'), meta);
+      } catch (err) {
+        throw fromSystemError(err, `volume ${this.name}: save the new token`);
+      }
+      this.meta = meta;
+      this.tok = token;
+    });
   }
 
   private timeOfSeq(seq: bigint): bigint {
@@ -252,9 +275,9 @@ export class VolumeStore {
       this.learnResendMark(seq, name);
       return;
     }
-    if (!this.markMap.has(name)) {
+    if (!this.markBook.get(name) && !this.markBook.isDeleted(name, seq)) {
       // timeOfSeq, not times[i]: the index may have moved while the record was read.
-      this.markMap.set(name, { seq, time: this.timeOfSeq(seq) });
+      this.markBook.set(name, { seq, time: this.timeOfSeq(seq) });
       // marks.json only caches what the journal holds (open() learns mark records again),
       // so a failed save loses nothing, and must not stop the append that carried the mark:
       // the next save writes the whole map.
@@ -318,37 +341,76 @@ export class VolumeStore {
   }
 
   private saveMarks(): Promise<void> {
-    const o: Record<string, { seq: string; time: string }> = {};
-    for (const [n, m] of this.markMap) o[n] = { seq: m.seq.toString(), time: m.time.toString() };
-    return writeJsonAtomic(path.join(this.dir, 'marks.json'), o);
+    return this.markBook.save(this.ckpt.seq);
   }
 
-  /** Name a point (default: the latest durable state). Idempotent for the same name and point. */
-  addMark(name: string, at?: bigint): Promise<MarkInfo> {
+  /**
+   * Name a point (default: the latest durable state). Idempotent for the same name and
+   * point. With an `id`, a mark that already has it is returned as it is (same seq and
+   * time, whatever `at` now resolves to), so a caller that retries after a crash — a
+   * controller keyed by a RestorePoint's UID — never makes a second mark.
+   */
+  addMark(name: string, at?: bigint, opts: { id?: string } = {}): Promise<MarkInfo> {
     return this.serial.run(async () => {
       checkUserMarkName(name);
+      const id = opts.id || undefined;
+      if (id !== undefined) {
+        if (id.length > 253) throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `mark id must be at most 253 characters (a Kubernetes UID is 36)`);
+        const same = this.markBook.byId(id);
+        if (same) return { name: same.name, ...same.mark };
+      }
       const r = at === undefined ? { seq: this.durableSeq, time: this.timeOfSeq(this.durableSeq) } : this.resolve({ time: at });
       if (at === undefined) this.checkExact({ seq: r.seq }, r);
       const time = at ?? r.time;
-      const old = this.markMap.get(name);
+      const old = this.markBook.get(name);
       if (old) {
-        if (old.seq === r.seq) return { name, ...old };
-        throw new RewindError(ErrorCodes.ALREADY_EXISTS, `volume ${this.name}: mark "${name}" already names seq ${old.seq}; choose another name or delete it first`);
+        if (old.seq === r.seq && (id === undefined || old.id === undefined)) {
+          if (id === undefined) return { name, ...old };
+          // The same mark, now keyed: remember the id so a retry by id finds it.
+          return this.saveNewMark(name, { ...old, id }, old);
+        }
+        const why = old.seq === r.seq ? `with id "${old.id}"` : `seq ${old.seq}`;
+        throw new RewindError(ErrorCodes.ALREADY_EXISTS, `volume ${this.name}: mark "${name}" already names ${why}; choose another name or delete it first`, { details: { volume: this.name, mark: name, seq: old.seq, ...(old.id ? { id: old.id } : {}) } });
       }
-      this.markMap.set(name, { seq: r.seq, time });
+      return this.saveNewMark(name, { seq: r.seq, time, ...(id ? { id } : {}) });
+    });
+  }
+
+  private async saveNewMark(name: string, m: { seq: bigint; time: bigint; id?: string }, before?: { seq: bigint; time: bigint; id?: string }): Promise<MarkInfo> {
+    this.markBook.set(name, m);
+    try {
+      await this.saveMarks();
+    } catch (err) {
+      // Only marks.json holds a mark named here: unsaved, it is not made.
+      if (before) this.markBook.set(name, before);
+      else this.markBook.forget(name);
+      throw fromSystemError(err, `volume ${this.name}: save mark "${name}"`);
+    }
+    return { name, ...m };
+  }
+
+  /**
+   * Delete a mark by id (or by name); true when one was deleted, false when none had it
+   * (deleting twice succeeds). Gone from marks() and from every point at once; persisted
+   * before it returns, also for a mark whose record is in the journal (mark-book.ts).
+   */
+  deleteMark(key: { id: string } | { name: string }): Promise<boolean> {
+    return this.serial.run(async () => {
+      const name = 'id' in key ? this.markBook.byId(key.id)?.name : key.name;
+      if (name === undefined || !this.markBook.get(name)) return false;
+      const m = this.markBook.delete(name)!;
       try {
         await this.saveMarks();
       } catch (err) {
-        // Only marks.json holds a mark named here: unsaved, it is not made.
-        this.markMap.delete(name);
-        throw fromSystemError(err, `volume ${this.name}: save mark "${name}"`);
+        this.markBook.set(name, m);
+        throw fromSystemError(err, `volume ${this.name}: delete mark "${name}"`);
       }
-      return { name, seq: r.seq, time };
+      return true;
     });
   }
 
   marks(): MarkInfo[] {
-    return [...this.markMap].map(([name, m]) => ({ name, ...m })).sort((a, b) => (a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0));
+    return [...this.markBook.entries()].map(([name, m]) => ({ name, ...m })).sort((a, b) => (a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0));
   }
 
   window(): { earliest: bigint; latest: bigint; earliestSeq: bigint; latestSeq: bigint } {
@@ -387,9 +449,9 @@ export class VolumeStore {
   /** resolve() without the exactness check: consolidation and retention cut anywhere. */
   private resolveAny(p: Point): { seq: bigint; time: bigint } {
     const d = this.durableSeq;
-    if ('mark' in p) {
-      const m = this.markMap.get(p.mark);
-      if (!m) throw new RewindError(ErrorCodes.NOT_FOUND, `volume ${this.name} has no mark "${p.mark}"; list marks with status`);
+    if ('mark' in p || 'markId' in p) {
+      const m = 'mark' in p ? this.markBook.get(p.mark) : this.markBook.byId(p.markId)?.mark;
+      if (!m) throw new RewindError(ErrorCodes.NOT_FOUND, `volume ${this.name} has no ${describePoint(p)}; list marks with status`, { details: { volume: this.name } });
       if (m.seq < this.ckpt.seq) throw this.outOfWindow(p);
       return { seq: m.seq, time: m.time };
     }
@@ -507,7 +569,7 @@ export class VolumeStore {
     const pol = this.opts.retention;
     if (!pol) return { checkpointSeq: this.ckpt.seq, freedBytes: 0 };
     let dropped = false;
-    for (const [n, m] of this.markMap) if (m.time < nowNs - pol.marksNs) this.markMap.delete(n), (dropped = true);
+    for (const [n, m] of [...this.markBook.entries()]) if (m.time < nowNs - pol.marksNs) this.markBook.forget(n), (dropped = true);
     if (dropped) await this.serial.run(() => this.saveMarks());
     const cutoff = nowNs - pol.pointInTimeNs;
     if (cutoff < this.ckpt.time) return { checkpointSeq: this.ckpt.seq, freedBytes: 0 };
@@ -529,7 +591,7 @@ export class VolumeStore {
   status(): { name: string; size: bigint; durableSeq: bigint; latestTime: bigint; journalBytes: number; checkpointBytes: number; window: ReturnType<VolumeStore['window']>; marks: number; generation: number; resendingSinceSeq?: bigint } {
     const w = this.window();
     return { name: this.name, size: this.size, durableSeq: this.durableSeq, latestTime: w.latest, journalBytes: this.writer.bytes,
-      checkpointBytes: this.ckpt.extents.reduce((a, e) => a + e[1], 0), window: w, marks: this.markMap.size, generation: this.gen,
+      checkpointBytes: this.ckpt.extents.reduce((a, e) => a + e[1], 0), window: w, marks: this.markBook.size, generation: this.gen,
       ...(this.resendOpen === undefined ? {} : { resendingSinceSeq: this.resendOpen }) };
   }
 
