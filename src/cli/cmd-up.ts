@@ -5,20 +5,14 @@ import type { AddressInfo } from 'node:net';
 import { ErrorCodes, RewindError } from '../core/errors.js';
 import { createLogger } from '../core/logger.js';
 import { parseDuration, parseSize } from '../core/time-parse.js';
-import { startCollectorHttp } from '../collector/http/index.js';
-import { startCollectorGrpc } from '../collector/grpc/server.js';
-import { storePort } from '../collector/grpc/store-adapter.js';
-import { CollectorStore } from '../collector/store/index.js';
-import { createRewindMetrics } from '../metrics/index.js';
-import { trackCollectorStore, trackNode } from '../metrics/observe.js';
+import { trackNode } from '../metrics/observe.js';
 import { ExportRegistry } from '../nbd/export-registry.js';
 import { createNbdServer } from '../nbd/server.js';
 import type { DurabilityMode } from '../ship/journal-filter.js';
 import { openNodeVolume } from '../ship/node-volume.js';
 import { flag, str, toJson, type Command } from './args.js';
+import { startCollectorService } from './collector-service.js';
 import { formatNbdUri, parseListen, removeStaleSocket, type ListenAddress } from './listen-address.js';
-
-const RETENTION_EVERY_MS = 60_000;
 
 export const upCommand: Command = {
   name: 'up',
@@ -73,16 +67,17 @@ Then: rewind mark NAME · rewind restore --at TIME --out FILE · rewind diff · 
     const log = createLogger({ component: 'up' });
     for (const d of ['volumes', 'spool', 'collector']) await fs.mkdir(path.join(data, d), { recursive: true });
 
-    // Collector first, so the shipper finds it at once.
-    const store = await CollectorStore.open(path.join(data, 'collector'), {
-      retention: { pointInTimeNs: retentionNs, marksNs: retentionNs * 7n },
-      logger: log.child({ component: 'store' }),
+    // Collector first, so the shipper finds it at once. Shipper and collector share this
+    // process: a unix socket inside the data dir, whose permissions are the data dir's, so
+    // plaintext carries no network exposure. No admin token: the first Hello creates the volume.
+    const collector = await startCollectorService({
+      dataDir: path.join(data, 'collector'),
+      grpcListen: { path: path.join(data, 'collector.sock') },
+      allowPlaintext: true,
+      retentionNs,
+      logger: log,
     });
-    // Shipper and collector share this process: a unix socket inside the data dir, whose
-    // permissions are the data dir's, so plaintext carries no network exposure.
-    const grpcSock = path.join(data, 'collector.sock');
-    await removeStaleSocket(grpcSock);
-    const grpc = await startCollectorGrpc({ store: storePort(store), listen: { path: grpcSock }, allowPlaintext: true, logger: log.child({ component: 'grpc' }) });
+    const grpc = collector.grpc;
 
     const token = await volumeToken(data, volume);
     const sizeArg = str(args, 'size');
@@ -108,15 +103,11 @@ Then: rewind mark NAME · rewind restore --at TIME --out FILE · rewind diff · 
       log.warn('volume exists with another size; keeping it', { volume, size: vol.size, asked: sizeArg });
     }
 
-    const metrics = createRewindMetrics();
-    const untrack = [trackCollectorStore(metrics, store), trackNode(metrics, volume, vol.spool, vol.shipper)];
-    const http = await startCollectorHttp({
-      store,
+    const untrackNode = trackNode(collector.metrics, volume, vol.spool, vol.shipper);
+    const http = await collector.startHttp({
       listen: 'path' in httpListen ? { path: httpListen.path } : httpListen,
-      metrics,
       localNodes: new Map([[volume, { mark: (name: string) => vol.mark(name) }]]),
       ready: () => vol.shipper?.status().connected ?? true,
-      logger: log.child({ component: 'http' }),
     });
 
     const nbd = createNbdServer({ exports: new ExportRegistry().add('', vol.backend, { description: `rewind volume ${volume}` }), logger: log.child({ component: 'nbd' }) });
@@ -129,23 +120,13 @@ Then: rewind mark NAME · rewind restore --at TIME --out FILE · rewind diff · 
     io.out(toJson(endpoints, false) + '\n');
     log.info('up', { ...endpoints, size: vol.size, durability: mode });
 
-    const retention = setInterval(() => {
-      for (const v of store.listVolumes()) {
-        v.applyRetention(BigInt(Date.now()) * 1_000_000n).catch((err: unknown) => log.error('retention failed', { volume: v.name, err }));
-      }
-    }, RETENTION_EVERY_MS);
-    retention.unref();
-
     const signal = await io.stopSignal;
     log.info('stopping', { signal });
-    clearInterval(retention);
     // Front to back: stop taking writes, let the node drain to the collector, then stop it.
     await nbd.close();
     await vol.close();
-    await http.close();
-    for (const u of untrack) u();
-    await grpc.close();
-    await store.close();
+    untrackNode();
+    await collector.close();
     await fs.rm(path.join(data, 'endpoints.json'), { force: true });
     return 0;
   },

@@ -7,7 +7,7 @@ export type ListenAddress = { host: string; port: number } | { path: string };
  * `unix:/path/to.sock`, or an absolute path. Loopback is the default host: exposing a
  * block device to the network is a decision the user states explicitly.
  */
-export function parseListen(text: string): ListenAddress {
+export function parseListen(text: string, flagName = '--listen'): ListenAddress {
   const s = text.trim();
   if (s.startsWith('unix:')) return { path: s.slice(5).replace(/^\/\/(?=\/)/, '') };
   if (s.startsWith('/')) return { path: s };
@@ -19,7 +19,7 @@ export function parseListen(text: string): ListenAddress {
   }
   throw new RewindError(
     ErrorCodes.INVALID_ARGUMENT,
-    `cannot read --listen "${text}"; use HOST:PORT (127.0.0.1:10809, [::1]:0) or unix:/path/to.sock`,
+    `cannot read ${flagName} "${text}"; use HOST:PORT (127.0.0.1:10809, [::1]:0) or unix:/path/to.sock`,
   );
 }
 

@@ -4,6 +4,7 @@ import { parseCommandArgs, type CliIo, type Command } from './args.js';
 import { dumpCommand, repairCommand, replayCommand, verifyCommand } from './cmd-journal.js';
 import { serveCommand } from './cmd-serve.js';
 import { upCommand } from './cmd-up.js';
+import { collectorCommand } from './cmd-collector.js';
 import { diffCommand, markCommand, restoreCommand, statusCommand } from './cmd-client.js';
 import { exportCommand } from './cmd-export.js';
 
@@ -16,6 +17,7 @@ export const COMMANDS: Command[] = [
   diffCommand,
   exportCommand,
   serveCommand,
+  collectorCommand,
   verifyCommand,
   dumpCommand,
   replayCommand,

@@ -1,0 +1,80 @@
+import path from 'node:path';
+import { loadTlsSecretDir } from '../collector/security.js';
+import { ErrorCodes, RewindError } from '../core/errors.js';
+import { createLogger } from '../core/logger.js';
+import { parseDuration } from '../core/time-parse.js';
+import { flag, need, str, toJson, type Command } from './args.js';
+import { startCollectorService } from './collector-service.js';
+import { parseListen } from './listen-address.js';
+import { readSecretFile } from './secret-file.js';
+
+export const collectorCommand: Command = {
+  name: 'collector',
+  summary: 'Run a collector on its own: history store + gRPC service + HTTP API, for remote nodes',
+  usage: `rewind collector --data DIR --grpc ADDR --http ADDR [--admin-token-file FILE]
+                       (--tls-dir DIR | --allow-plaintext) [--retention DURATION]
+
+--data              the store's directory (created if missing): volumes/NAME/ per volume
+--grpc              gRPC address for shippers, clients and the controller: HOST:PORT (port 0
+                    picks one) or unix:/path.sock
+--http              HTTP API and /metrics: HOST:PORT or unix:/path.sock. It asks for no
+                    volume token: bind it to loopback or a network you trust
+--admin-token-file  file holding the admin token (16+ characters). With it, RegisterVolume
+                    and DeleteVolume need that token and volumes exist only once
+                    registered (a Hello for another volume is refused); without it, a
+                    volume is created by its first Hello
+--tls-dir           gRPC TLS from a mounted secret: tls.crt, tls.key and, when present,
+                    ca.crt (then clients need a certificate it signed: mutual TLS)
+--allow-plaintext   serve gRPC without TLS (a trusted network or a unix socket)
+--retention         any-point-in-time window (default 24h); marks are kept 7 times as long
+
+Prints one JSON line with the addresses ({"grpc": ADDR, "http": URL, ...}), then serves
+until SIGINT/SIGTERM and exits 0.`,
+  options: {
+    data: { type: 'string' },
+    grpc: { type: 'string' },
+    http: { type: 'string' },
+    'admin-token-file': { type: 'string' },
+    'tls-dir': { type: 'string' },
+    'allow-plaintext': { type: 'boolean' },
+    retention: { type: 'string' },
+  },
+  async run(args, io) {
+    const data = path.resolve(need(args, 'data', this.name));
+    const grpcListen = parseListen(need(args, 'grpc', this.name), '--grpc');
+    const httpListen = parseListen(need(args, 'http', this.name), '--http');
+    const tlsDir = str(args, 'tls-dir');
+    const plaintext = flag(args, 'allow-plaintext');
+    if ((tlsDir !== undefined) === plaintext) {
+      throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `give exactly one of --tls-dir DIR and --allow-plaintext; see \`rewind ${this.name} --help\``);
+    }
+    const adminFile = str(args, 'admin-token-file');
+    const adminToken = adminFile !== undefined ? await readSecretFile(adminFile, '--admin-token-file') : undefined;
+    const retentionNs = parseDuration(str(args, 'retention') ?? '24h');
+    const log = createLogger({ component: 'collector' });
+
+    const collector = await startCollectorService({
+      dataDir: data,
+      grpcListen,
+      ...(tlsDir !== undefined ? { tls: loadTlsSecretDir(tlsDir) } : { allowPlaintext: true }),
+      ...(adminToken !== undefined ? { adminToken } : {}),
+      retentionNs,
+      logger: log,
+    });
+    let http;
+    try {
+      http = await collector.startHttp({ listen: httpListen });
+    } catch (err) {
+      await collector.close();
+      throw err;
+    }
+    const endpoints = { grpc: collector.grpc.address, http: http.url, data, tls: tlsDir !== undefined, admin: adminToken !== undefined, pid: process.pid };
+    io.out(toJson(endpoints, false) + '\n');
+    log.info('collector serving', { ...endpoints, volumes: collector.store.listVolumes().length });
+
+    const signal = await io.stopSignal;
+    log.info('stopping', { signal });
+    await collector.close();
+    return 0;
+  },
+};
