@@ -5,16 +5,21 @@ import { createLogger } from '../core/logger.js';
 import { parseSize } from '../core/time-parse.js';
 import { ExportRegistry } from '../nbd/export-registry.js';
 import { createNbdServer } from '../nbd/server.js';
-import { openNodeVolume } from '../ship/node-volume.js';
+import { clientTlsFromSecretDir, type CollectorTarget } from '../rpc/transport.js';
+import type { DurabilityMode } from '../ship/journal-filter.js';
+import { openNodeVolume, type NodeVolumeOptions } from '../ship/node-volume.js';
 import { startControlHttp } from './control-http.js';
-import { need, str, toJson, type Command } from './args.js';
+import { flag, need, str, toJson, type Command, type ParsedArgs } from './args.js';
 import { formatNbdUri, parseListen, removeStaleSocket, type ListenAddress } from './listen-address.js';
+import { readSecretFile } from './secret-file.js';
 
 export const serveCommand: Command = {
   name: 'serve',
   summary: 'Serve a backing file or block device over NBD, journaling every write into a local spool',
   usage: `rewind serve --backing FILE --spool DIR [--size SIZE] [--listen ADDR] [--export NAME]
                    [--spool-max SIZE] [--full-policy block|dirty-bitmap] [--http ADDR]
+                   [--collector ADDR --volume NAME --token-file FILE
+                    (--tls-dir DIR | --collector-plaintext) [--durability async|flush-sync|sync]]
 
 --backing      file or block device holding the volume's data (created sparse if --size is given)
 --size         volume size (e.g. 1G); needed when the backing file does not exist yet
@@ -25,6 +30,18 @@ export const serveCommand: Command = {
 --full-policy  block: writers wait for space; dirty-bitmap: stop journaling, remember the
                changed extents in a persisted bitmap and resend them later (default block)
 --http         also serve the control API (POST /v1/marks, GET /v1/status, /healthz) at HOST:PORT
+
+Shipping to a collector (\`rewind collector\`), as the CSI node plugin runs a volume:
+--collector    the collector's gRPC address: HOST:PORT or unix:/path.sock
+--volume       the volume's name on the collector (registered there first when it runs
+               with an admin token)
+--token-file   file holding the volume's token (the ProtectedVolume's token Secret)
+--tls-dir      client TLS from a mounted secret: ca.crt (the collector's CA) and, for
+               mutual TLS, tls.crt/tls.key
+--collector-plaintext  connect without TLS (a trusted network or a unix socket)
+--durability   flush-sync (default with --collector): FLUSH/FUA complete once the
+               collector has the data; sync: every write waits for it; async: FLUSH is
+               local only (the default, and the only mode, without --collector)
 
 On start it prints one JSON line with the addresses ({"nbd": URI, "http": URL}).
 SIGINT/SIGTERM: stop accepting, finish in-flight requests, make spool and backing durable, exit 0.
@@ -39,6 +56,12 @@ next start replays the spool onto the backing file before serving.`,
     'spool-max': { type: 'string' },
     'full-policy': { type: 'string' },
     http: { type: 'string' },
+    collector: { type: 'string' },
+    volume: { type: 'string' },
+    'token-file': { type: 'string' },
+    'tls-dir': { type: 'string' },
+    'collector-plaintext': { type: 'boolean' },
+    durability: { type: 'string' },
   },
   async run(args, io) {
     const backingPath = need(args, 'backing', this.name);
@@ -50,15 +73,17 @@ next start replays the spool onto the backing file before serving.`,
     if (fullPolicy !== 'block' && fullPolicy !== 'dirty-bitmap') {
       throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `--full-policy must be block or dirty-bitmap, not "${fullPolicy}"`);
     }
+    const remote = await collectorOptions(args, this.name);
     const log = createLogger({ component: 'serve' });
     const vol = await openNodeVolume({
-      name: exportName || 'default',
+      name: remote?.volume ?? (exportName || 'default'),
       backingPath,
       ...(size !== undefined ? { size } : {}),
       spoolDir,
       spoolMaxBytes: Number(parseSize(str(args, 'spool-max') ?? '8G')),
       fullPolicy,
-      mode: 'async',
+      mode: remote?.mode ?? 'async',
+      ...(remote ? { collector: remote.collector } : {}),
       logger: log,
     });
     const exported = vol.backend;
@@ -69,8 +94,8 @@ next start replays the spool onto the backing file before serving.`,
     const nbdAddr: ListenAddress = typeof bound === 'string' ? { path: bound } : { host: listen && 'host' in listen ? listen.host : '127.0.0.1', port: (bound as AddressInfo).port };
     const http = str(args, 'http') !== undefined ? await startControlHttp(parseListen(str(args, 'http')!), vol) : undefined;
 
-    io.out(toJson({ nbd: formatNbdUri(nbdAddr, exportName), ...(http ? { http: http.url } : {}) }, false) + '\n');
-    log.info('serving', { backing: backingPath, size: vol.size, spool: spoolDir });
+    io.out(toJson({ nbd: formatNbdUri(nbdAddr, exportName), ...(http ? { http: http.url } : {}), ...(remote ? { collector: remote.collector.target.address, volume: remote.volume, durability: remote.mode } : {}) }, false) + '\n');
+    log.info('serving', { backing: backingPath, size: vol.size, spool: spoolDir, ...(remote ? { collector: remote.collector.target.address, volume: remote.volume, durability: remote.mode } : {}) });
 
     const signal = await io.stopSignal;
     log.info('stopping', { signal });
@@ -80,3 +105,29 @@ next start replays the spool onto the backing file before serving.`,
     return 0;
   },
 };
+
+/** The shipping flags, checked together; undefined without --collector (local journal only). */
+async function collectorOptions(args: ParsedArgs, cmd: string): Promise<{ volume: string; mode: DurabilityMode; collector: NonNullable<NodeVolumeOptions['collector']> } | undefined> {
+  const address = str(args, 'collector');
+  const mode = str(args, 'durability') ?? (address !== undefined ? 'flush-sync' : 'async');
+  if (!['async', 'flush-sync', 'sync'].includes(mode)) {
+    throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `--durability must be async, flush-sync or sync, not "${mode}"`);
+  }
+  if (address === undefined) {
+    const stray = ['volume', 'token-file', 'tls-dir', 'collector-plaintext'].filter((k) => args.values[k] !== undefined);
+    if (stray.length > 0) throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `${stray.map((k) => `--${k}`).join(', ')} only apply with --collector; see \`rewind ${cmd} --help\``);
+    if (mode !== 'async') throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `--durability ${mode} needs a collector to wait for; give --collector ADDR, or use async`);
+    return undefined;
+  }
+  const at = parseListen(address, '--collector');
+  const target: CollectorTarget = { address: 'path' in at ? `unix:${at.path}` : `${at.host.includes(':') ? `[${at.host}]` : at.host}:${at.port}` };
+  const tlsDir = str(args, 'tls-dir');
+  if ((tlsDir !== undefined) === flag(args, 'collector-plaintext')) {
+    throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `with --collector give exactly one of --tls-dir DIR and --collector-plaintext; see \`rewind ${cmd} --help\``);
+  }
+  if (tlsDir !== undefined) target.tls = clientTlsFromSecretDir(tlsDir);
+  else target.allowPlaintext = true;
+  const volume = need(args, 'volume', cmd);
+  const token = await readSecretFile(need(args, 'token-file', cmd), '--token-file');
+  return { volume, mode: mode as DurabilityMode, collector: { target, token } };
+}
