@@ -3,6 +3,7 @@ import { isRewindError, ErrorCodes } from '../core/errors.js';
 import { parseCommandArgs, type CliIo, type Command } from './args.js';
 import { dumpCommand, repairCommand, replayCommand, verifyCommand } from './cmd-journal.js';
 import { serveCommand } from './cmd-serve.js';
+import { controllerCommand } from './cmd-controller.js';
 import { upCommand } from './cmd-up.js';
 import { collectorCommand } from './cmd-collector.js';
 import { diffCommand, markCommand, restoreCommand, statusCommand } from './cmd-client.js';
@@ -18,6 +19,7 @@ export const COMMANDS: Command[] = [
   exportCommand,
   serveCommand,
   collectorCommand,
+  controllerCommand,
   verifyCommand,
   dumpCommand,
   replayCommand,

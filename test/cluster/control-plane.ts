@@ -211,7 +211,9 @@ export async function startControlPlane(opts: { controllerManager?: boolean } = 
 
     const run = async (args: string[], o: { kubeconfig?: string; input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<KubectlResult> => {
       return new Promise((resolve) => {
-        const child = spawn(path.join(bin, 'kubectl'), [`--kubeconfig=${o.kubeconfig ?? kubeconfig}`, ...args], { env: { ...process.env, ...o.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+        // KUBECONFIG rather than --kubeconfig: kubectl dispatches `create <sub>` to a plugin
+        // only when no global flag comes before `create`, and the plugin reads it too.
+        const child = spawn(path.join(bin, 'kubectl'), args, { env: { ...process.env, KUBECONFIG: o.kubeconfig ?? kubeconfig, ...o.env }, stdio: ['pipe', 'pipe', 'pipe'] });
         let stdout = '';
         let stderr = '';
         child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
