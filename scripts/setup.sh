@@ -14,16 +14,25 @@ peers_missing=()
 for tool in qemu-io:qemu-utils nbdcopy:libnbd-bin nbdkit:nbdkit fio:fio fusermount3:fuse3 mkfs.ext4:e2fsprogs losetup:mount; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || peers_missing+=("${tool##*:}")
 done
+# scripts/helm.sh unpacks helm from a zip: unzip, or Python's zipfile.
+if ! command -v unzip >/dev/null 2>&1 && ! python3 -c 'import zipfile' >/dev/null 2>&1; then
+  peers_missing+=(unzip)
+fi
 if [ "${REWIND_SKIP_PEERS:-}" != "1" ] && [ ${#peers_missing[@]} -gt 0 ]; then
   echo "setup: installing test peers: ${peers_missing[*]}" >&2
   SUDO=""
   [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-    qemu-utils libnbd-bin nbdkit fio fuse3 e2fsprogs mount python3-libnbd >&2
+    qemu-utils libnbd-bin nbdkit fio fuse3 e2fsprogs mount python3-libnbd unzip >&2
 fi
 
 # The Kubernetes tests' control plane (test/cluster): built once with Go, then cached.
 if [ "${REWIND_SKIP_CLUSTER_TOOLS:-}" != "1" ]; then
   bash test/cluster/build-tools.sh >/dev/null
+fi
+
+# helm for the chart tests (test/cluster/chart.test.ts): unpacked once into the same cache.
+if [ "${REWIND_SKIP_CLUSTER_TOOLS:-}" != "1" ]; then
+  bash scripts/helm.sh >/dev/null
 fi
