@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CollectorApi } from '../../src/rpc/collector-api.js';
 import { startRewind } from '../helpers/rewind-process.js';
 import { CHART, DEPLOY_FILE, ROOT, helm, renderDeploy, setArgs, template } from './chart-render.js';
 import { find, normalizeCanIList, parseObjects, podSpecOf, securityViolations, type KubeObject } from './chart-objects.js';
@@ -140,6 +141,49 @@ describe('charts/rewind rendered by helm', () => {
     expect(server.checkHost('rewind-collector.other.svc')).toBeUndefined();
     const token = Buffer.from(find(objects, 'Secret', 'rewind-admin-token').data.token, 'base64').toString();
     expect(token).toMatch(/^[A-Za-z0-9]{48}$/);
+  });
+
+  it("the generated certificates carry mutual TLS: the controller's and a shipper's reach the collector, others do not", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rewind-chart-tls-'));
+    const objects = parseObjects(template());
+    const secret = (name: string) => Object.fromEntries(Object.entries(find(objects, 'Secret', name).data as Record<string, string>).map(([k, v]) => [k, Buffer.from(v, 'base64')]));
+    const tlsDir = path.join(dir, 'tls');
+    fs.mkdirSync(tlsDir);
+    for (const [k, v] of Object.entries(secret('rewind-collector-tls'))) fs.writeFileSync(path.join(tlsDir, k), v, { mode: 0o600 });
+    const admin = secret('rewind-admin-token').token!.toString();
+    fs.writeFileSync(path.join(dir, 'admin.token'), admin, { mode: 0o600 });
+    const collector = await startRewind(['collector', '--data', path.join(dir, 'data'), '--grpc', '127.0.0.1:0', '--http', '127.0.0.1:0', '--admin-token-file', path.join(dir, 'admin.token'), '--tls-dir', tlsDir]);
+    // The name the controller dials in the cluster (its --collector), checked against the certificate.
+    const serverName = 'rewind-collector-0.rewind-collector.rewind-system.svc';
+    const client = (tls: { ca: Buffer; cert?: Buffer; key?: Buffer; serverName?: string }) => new CollectorApi({ address: collector.info.grpc!, tls: { serverName, ...tls } });
+    const asSecret = (name: string, from = objects) => {
+      const d = find(from, 'Secret', name).data as Record<string, string>;
+      const b = (k: string) => Buffer.from(d[k]!, 'base64');
+      return { ca: b('ca.crt'), cert: b('tls.crt'), key: b('tls.key') };
+    };
+    const attempt = async (api: CollectorApi, call: (api: CollectorApi) => Promise<unknown>) => {
+      try {
+        await call(api);
+        return 'ok';
+      } catch (err) {
+        return (err as Error).message;
+      } finally {
+        api.close();
+      }
+    };
+    try {
+      const controller = client(asSecret('rewind-controller-tls'));
+      expect(await attempt(controller, (a) => a.registerVolume(admin, 'chart-tls', 1n << 20n, 'v'.repeat(32)))).toBe('ok');
+      expect(await attempt(client(asSecret('rewind-shipper-tls')), (a) => a.listVolumes())).toBe('ok');
+      // No client certificate; a certificate of another release's CA; the right CA but another name.
+      expect(await attempt(client({ ca: asSecret('rewind-controller-tls').ca }), (a) => a.listVolumes())).toMatch(/certificate required/);
+      const other = parseObjects(template());
+      expect(await attempt(client({ ...asSecret('rewind-controller-tls', other), ca: asSecret('rewind-controller-tls').ca }), (a) => a.listVolumes())).toMatch(/No connection established/);
+      expect(await attempt(client({ ...asSecret('rewind-controller-tls'), serverName: 'rewind-collector.elsewhere.svc' }), (a) => a.listVolumes())).toMatch(/does not match certificate's altnames/);
+    } finally {
+      await collector.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('renders non-default values: replicas, resources, storage, existing Secrets, a ServiceMonitor', () => {
