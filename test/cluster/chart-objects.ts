@@ -2,7 +2,7 @@
  * Rendered chart objects as data: parse helm's output, find every pod template and
  * container, and say what in them breaks the chart's security rules.
  */
-import * as k8s from '@kubernetes/client-node';
+import yaml from 'js-yaml';
 
 export interface KubeObject {
   apiVersion: string;
@@ -11,8 +11,13 @@ export interface KubeObject {
   [key: string]: any;
 }
 
+/**
+ * Plain YAML, as the API server reads it. Not @kubernetes/client-node's loadAllYaml: that
+ * maps known kinds onto its model classes, renaming fields (`from` becomes `_from`) and
+ * dropping ones it does not know, so a misspelt field would pass unseen.
+ */
 export function parseObjects(yamlText: string): KubeObject[] {
-  return (k8s.loadAllYaml(yamlText) as (KubeObject | null)[]).filter((o): o is KubeObject => !!o && typeof o === 'object');
+  return (yaml.loadAll(yamlText) as (KubeObject | null)[]).filter((o): o is KubeObject => !!o && typeof o === 'object');
 }
 
 export function find(objects: KubeObject[], kind: string, name?: string): KubeObject {

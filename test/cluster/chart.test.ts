@@ -29,6 +29,8 @@ const NON_DEFAULT: Record<string, string | number | boolean> = {
   'tls.existingSecrets.controller': 'my-controller-tls',
   'serviceMonitor.enabled': true,
   'serviceMonitor.labels.release': 'prometheus',
+  'collector.networkPolicy.enabled': true,
+  'collector.networkPolicy.httpFrom[0].namespaceSelector.matchLabels.team': 'monitoring',
 };
 
 const PLAINTEXT_SINGLE: Record<string, string | number | boolean> = {
@@ -186,7 +188,7 @@ describe('charts/rewind rendered by helm', () => {
     }
   });
 
-  it('renders non-default values: replicas, resources, storage, existing Secrets, a ServiceMonitor', () => {
+  it('renders non-default values: replicas, resources, storage, existing Secrets, a ServiceMonitor, a NetworkPolicy', () => {
     const objects = parseObjects(template({ values: NON_DEFAULT }));
     // Existing Secrets given: the chart makes none of its own.
     expect(objects.filter((o) => o.kind === 'Secret')).toEqual([]);
@@ -205,6 +207,11 @@ describe('charts/rewind rendered by helm', () => {
     const sm = find(objects, 'ServiceMonitor');
     expect(sm.metadata.labels?.release).toBe('prometheus');
     expect(sm.spec.endpoints).toEqual([{ port: 'http', path: '/metrics', interval: '30s' }]);
+    const np = find(objects, 'NetworkPolicy');
+    expect(np.spec.ingress).toEqual([
+      { ports: [{ protocol: 'TCP', port: 9443 }] },
+      { ports: [{ protocol: 'TCP', port: 8080 }], from: [{ namespaceSelector: { matchLabels: { team: 'monitoring' } } }] },
+    ]);
     // The Service it selects exists with that port.
     const svc = objects.find((o) => o.kind === 'Service' && Object.entries(sm.spec.selector.matchLabels).every(([k, v]) => o.metadata.labels?.[k] === v))!;
     expect(svc.spec.ports.map((p: any) => p.name)).toContain('http');
