@@ -177,6 +177,38 @@ spec: {volume: data, source: {at: "${(await getJson(cp, 'rwrp/mid', NS)).status.
     }
   });
 
+  it('kubectl rewind status / points / restore --wait work through the real kubectl', async () => {
+    const st = await cp.kubectl(['rewind', 'status', 'data', '-n', NS], { env: kubectlEnv() });
+    expect(st.code, st.stderr).toBe(0);
+    expect(st.stdout).toMatch(/data/);
+    expect(st.stdout).toMatch(/flush-sync/);
+    const pts = await cp.kubectl(['rewind', 'points', 'data', '-n', NS, '-o', 'name'], { env: kubectlEnv() });
+    expect(pts.code, pts.stderr).toBe(0);
+    // Oldest first: before, then mid (later is Failed: it has no time).
+    const names = pts.stdout.trim().split('\n').filter((l) => !l.endsWith('/later'));
+    expect(names).toEqual(['restorepoint.cdp.rewind.dev/before', 'restorepoint.cdp.rewind.dev/mid']);
+    const r = await cp.kubectl(['rewind', 'restore', 'data', '--point', 'mid', '--to-pvc', 'data-mid-2', '--name', 'via-plugin', '--wait', '--timeout', '90s', '-n', NS], { env: kubectlEnv(), timeoutMs: 120_000 });
+    expect(r.code, r.stderr).toBe(0);
+    const vr = await getJson(cp, 'rwvr/via-plugin', NS);
+    expect(vr.status.phase).toBe('Completed');
+    const target = await getJson(cp, 'rwpv/data-mid-2', NS);
+    const tsecret = await getJson(cp, `secret/${target.status.tokenSecretName}`, NS);
+    const out = path.join(dir, 'via-plugin.img');
+    await stack.api.restoreToFile(target.status.collectorVolume, Buffer.from(tsecret.data.token, 'base64').toString(), { now: true }, out);
+    expect(await sha256File(out)).toBe(shas.mid);
+  });
+
+  it('--dry-run=server is validated by the real API server and creates nothing', async () => {
+    const ok = await cp.kubectl(['create', 'restorepoint', 'dry', '--volume', 'data', '--dry-run=server', '-n', NS], { env: kubectlEnv() });
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toContain('(server dry run)');
+    const gone = await cp.kubectl(['get', 'rwrp/dry', '-n', NS]);
+    expect(gone.code).not.toBe(0);
+    // A name the API server refuses is refused by it, not only by the plugin.
+    const bad = await cp.kubectl(['rewind', 'restore', 'data', '--point', 'mid', '--in-place', '--to-pvc', 'x', '--dry-run=server', '-n', NS], { env: kubectlEnv() });
+    expect(bad.code).not.toBe(0);
+  });
+
   it('refuses an in-place revert while a node streams the volume', async () => {
     const apply = await cp.kubectl(['apply', '-n', NS, '-f', '-'], {
       input: `
