@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent setup for a fresh machine: npm dependencies, then the Debian packages the
-# tests use as independent NBD peers. Safe to run on every test run; it only acts on
-# what is missing.
+# tests use as independent peers (NBD clients, and chromium run headless for the timeline
+# page). Safe to run on every test run; it only acts on what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,7 +11,7 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 
 peers_missing=()
-for tool in qemu-io:qemu-utils nbdcopy:libnbd-bin nbdkit:nbdkit fio:fio fusermount3:fuse3 mkfs.ext4:e2fsprogs losetup:mount; do
+for tool in qemu-io:qemu-utils nbdcopy:libnbd-bin nbdkit:nbdkit fio:fio fusermount3:fuse3 mkfs.ext4:e2fsprogs losetup:mount chromium:chromium; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || peers_missing+=("${tool##*:}")
 done
 # scripts/helm.sh unpacks helm from a zip: unzip, or Python's zipfile.
@@ -24,7 +24,7 @@ if [ "${REWIND_SKIP_PEERS:-}" != "1" ] && [ ${#peers_missing[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-    qemu-utils libnbd-bin nbdkit fio fuse3 e2fsprogs mount python3-libnbd unzip >&2
+    qemu-utils libnbd-bin nbdkit fio fuse3 e2fsprogs mount python3-libnbd unzip chromium >&2
 fi
 
 # The Kubernetes tests' control plane (test/cluster): built once with Go, then cached.
