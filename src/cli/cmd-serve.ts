@@ -2,8 +2,9 @@ import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { ErrorCodes, RewindError } from '../core/errors.js';
 import { createLogger } from '../core/logger.js';
-import { parseSize } from '../core/time-parse.js';
+import { parseDuration, parseSize } from '../core/time-parse.js';
 import { ExportRegistry } from '../nbd/export-registry.js';
+import { nbdMemory } from '../nbd/memory-budget.js';
 import { createNbdServer } from '../nbd/server.js';
 import { clientTlsFromSecretDir, type CollectorTarget } from '../rpc/transport.js';
 import type { DurabilityMode } from '../ship/journal-filter.js';
@@ -17,9 +18,10 @@ export const serveCommand: Command = {
   name: 'serve',
   summary: 'Serve a backing file or block device over NBD, journaling every write into a local spool',
   usage: `rewind serve --backing FILE --spool DIR [--size SIZE] [--listen ADDR] [--export NAME]
-                   [--spool-max SIZE] [--full-policy block|dirty-bitmap] [--http ADDR]
+                   [--spool-max SIZE] [--full-policy block|dirty-bitmap] [--http ADDR] [--nbd-memory SIZE]
                    [--collector ADDR --volume NAME --token-file FILE
-                    (--tls-dir DIR | --collector-plaintext) [--durability async|flush-sync|sync]]
+                    (--tls-dir DIR | --collector-plaintext) [--durability async|flush-sync|sync]
+                    [--connect-timeout DURATION]]
 
 --backing      file or block device holding the volume's data (created sparse if --size is given)
 --size         volume size (e.g. 1G); needed when the backing file does not exist yet
@@ -30,6 +32,9 @@ export const serveCommand: Command = {
 --full-policy  block: writers wait for space; dirty-bitmap: stop journaling, remember the
                changed extents in a persisted bitmap and resend them later (default block)
 --http         also serve the control API (POST /v1/marks, GET /v1/status, /healthz) at HOST:PORT
+--nbd-memory   memory all NBD connections together may hold for requests (READ replies not
+               yet sent, WRITE payloads not yet written; default 256M, at least 32M+64K).
+               Past it requests wait: the clients are slowed, never refused
 
 Shipping to a collector (\`rewind collector\`), as the CSI node plugin runs a volume:
 --collector    the collector's gRPC address: HOST:PORT or unix:/path.sock
@@ -42,6 +47,12 @@ Shipping to a collector (\`rewind collector\`), as the CSI node plugin runs a vo
 --durability   flush-sync (default with --collector): FLUSH/FUA complete once the
                collector has the data; sync: every write waits for it; async: FLUSH is
                local only (the default, and the only mode, without --collector)
+--connect-timeout  how long to try reaching the collector at start (default 60s). Before
+               serving, the node asks it what the volume holds: a new, empty device of a
+               volume with history (a VolumeRestore's target) is filled from it first, and
+               an in-place revert made while the volume was detached is pulled in. If the
+               collector cannot be asked, start fails — except in async mode with a device
+               that already holds data, which is served from the local spool
 
 On start it prints one JSON line with the addresses ({"nbd": URI, "http": URL}).
 SIGINT/SIGTERM: stop accepting, finish in-flight requests, make spool and backing durable, exit 0.
@@ -56,12 +67,14 @@ next start replays the spool onto the backing file before serving.`,
     'spool-max': { type: 'string' },
     'full-policy': { type: 'string' },
     http: { type: 'string' },
+    'nbd-memory': { type: 'string' },
     collector: { type: 'string' },
     volume: { type: 'string' },
     'token-file': { type: 'string' },
     'tls-dir': { type: 'string' },
     'collector-plaintext': { type: 'boolean' },
     durability: { type: 'string' },
+    'connect-timeout': { type: 'string' },
   },
   async run(args, io) {
     const backingPath = need(args, 'backing', this.name);
@@ -83,11 +96,12 @@ next start replays the spool onto the backing file before serving.`,
       spoolMaxBytes: Number(parseSize(str(args, 'spool-max') ?? '8G')),
       fullPolicy,
       mode: remote?.mode ?? 'async',
-      ...(remote ? { collector: remote.collector } : {}),
+      ...(remote ? { collector: remote.collector, connectTimeoutMs: remote.connectTimeoutMs } : {}),
       logger: log,
     });
     const exported = vol.backend;
     const registry = new ExportRegistry().add(exportName, exported, { description: `rewind journaled volume ${path.basename(backingPath)}` });
+    if (str(args, 'nbd-memory') !== undefined) nbdMemory.setLimit(Number(parseSize(str(args, 'nbd-memory')!)));
     const server = createNbdServer({ exports: registry, logger: log.child({ component: 'nbd' }) });
     if ('path' in listen) await removeStaleSocket(listen.path);
     const bound = await server.listen('path' in listen ? { path: listen.path } : listen);
@@ -107,14 +121,14 @@ next start replays the spool onto the backing file before serving.`,
 };
 
 /** The shipping flags, checked together; undefined without --collector (local journal only). */
-async function collectorOptions(args: ParsedArgs, cmd: string): Promise<{ volume: string; mode: DurabilityMode; collector: NonNullable<NodeVolumeOptions['collector']> } | undefined> {
+async function collectorOptions(args: ParsedArgs, cmd: string): Promise<{ volume: string; mode: DurabilityMode; connectTimeoutMs: number; collector: NonNullable<NodeVolumeOptions['collector']> } | undefined> {
   const address = str(args, 'collector');
   const mode = str(args, 'durability') ?? (address !== undefined ? 'flush-sync' : 'async');
   if (!['async', 'flush-sync', 'sync'].includes(mode)) {
     throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `--durability must be async, flush-sync or sync, not "${mode}"`);
   }
   if (address === undefined) {
-    const stray = ['volume', 'token-file', 'tls-dir', 'collector-plaintext'].filter((k) => args.values[k] !== undefined);
+    const stray = ['volume', 'token-file', 'tls-dir', 'collector-plaintext', 'connect-timeout'].filter((k) => args.values[k] !== undefined);
     if (stray.length > 0) throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `${stray.map((k) => `--${k}`).join(', ')} only apply with --collector; see \`rewind ${cmd} --help\``);
     if (mode !== 'async') throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `--durability ${mode} needs a collector to wait for; give --collector ADDR, or use async`);
     return undefined;
@@ -129,5 +143,7 @@ async function collectorOptions(args: ParsedArgs, cmd: string): Promise<{ volume
   else target.allowPlaintext = true;
   const volume = need(args, 'volume', cmd);
   const token = await readSecretFile(need(args, 'token-file', cmd), '--token-file');
-  return { volume, mode: mode as DurabilityMode, collector: { target, token } };
+  const timeout = parseDuration(str(args, 'connect-timeout') ?? '60s');
+  if (timeout <= 0n) throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `--connect-timeout must be a positive duration such as 30s or 2m`);
+  return { volume, mode: mode as DurabilityMode, connectTimeoutMs: Number(timeout / 1_000_000n), collector: { target, token } };
 }

@@ -7,6 +7,7 @@ import { createLogger } from '../core/logger.js';
 import { parseDuration, parseSize } from '../core/time-parse.js';
 import { trackNode } from '../metrics/observe.js';
 import { ExportRegistry } from '../nbd/export-registry.js';
+import { nbdMemory } from '../nbd/memory-budget.js';
 import { createNbdServer } from '../nbd/server.js';
 import type { DurabilityMode } from '../ship/journal-filter.js';
 import { openNodeVolume } from '../ship/node-volume.js';
@@ -20,6 +21,7 @@ export const upCommand: Command = {
   usage: `rewind up [--data DIR] [--volume NAME] [--size SIZE] [--nbd ADDR] [--http ADDR]
                 [--durability async|flush-sync|sync] [--retention DURATION] [--spool-max SIZE]
                 [--full-policy block|dirty-bitmap] [--bandwidth BYTES_PER_SEC] [--coalesce]
+                [--nbd-memory SIZE]
 
 --data         where everything lives (default ./rewind-data): volumes/NAME.img (the volume),
                spool/NAME/ (node journal), collector/ (history), endpoints.json (for the CLI)
@@ -33,6 +35,8 @@ export const upCommand: Command = {
 --spool-max    node spool bound (default 8G); --full-policy what happens when it is full
 --bandwidth    cap on shipping bytes/second (default: none); --coalesce drops overwritten
                blocks inside a shipping batch (less bandwidth, coarser history)
+--nbd-memory   memory all NBD connections together may hold for requests (default 256M,
+               at least 32M+64K); past it requests wait, they are never refused
 
 Prints one JSON line with the addresses, then serves until SIGINT/SIGTERM.
 Then: rewind mark NAME · rewind restore --at TIME --out FILE · rewind diff · rewind status`,
@@ -48,6 +52,7 @@ Then: rewind mark NAME · rewind restore --at TIME --out FILE · rewind diff · 
     'full-policy': { type: 'string' },
     bandwidth: { type: 'string' },
     coalesce: { type: 'boolean' },
+    'nbd-memory': { type: 'string' },
   },
   async run(args, io) {
     const data = path.resolve(str(args, 'data') ?? 'rewind-data');
@@ -110,6 +115,7 @@ Then: rewind mark NAME · rewind restore --at TIME --out FILE · rewind diff · 
       ready: () => vol.shipper?.status().connected ?? true,
     });
 
+    if (str(args, 'nbd-memory') !== undefined) nbdMemory.setLimit(Number(parseSize(str(args, 'nbd-memory')!)));
     const nbd = createNbdServer({ exports: new ExportRegistry().add('', vol.backend, { description: `rewind volume ${volume}` }), logger: log.child({ component: 'nbd' }) });
     if ('path' in nbdListen) await removeStaleSocket(nbdListen.path);
     const bound = await nbd.listen(nbdListen);

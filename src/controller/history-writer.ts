@@ -63,7 +63,7 @@ export async function writeHistory(
   opts.signal?.addEventListener('abort', abort, { once: true });
 
   try {
-    call.write({ msg: 'hello', hello: { volume, size: size.toString(), generation: '0', token, last_durable_seq: '0' } } as AppendRequestMsg);
+    call.write({ msg: 'hello', hello: { volume, size: size.toString(), generation: '0', token, last_durable_seq: '0', restore_writer: true } } as AppendRequestMsg);
     const durable = await welcomed;
     if (failed) throw failed;
     let seq = durable;

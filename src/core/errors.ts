@@ -27,6 +27,8 @@ export const ErrorCodes = {
   PERMISSION_DENIED: 'REWIND_ERR_PERMISSION_DENIED',
   UNAVAILABLE: 'REWIND_ERR_UNAVAILABLE',
   CLOSED: 'REWIND_ERR_CLOSED',
+  /** Another writer (a VolumeRestore filling the volume) holds it; wait for it to finish. */
+  VOLUME_BUSY: 'REWIND_ERR_VOLUME_BUSY',
   TIMEOUT: 'REWIND_ERR_TIMEOUT',
   INTERNAL: 'REWIND_ERR_INTERNAL',
 } as const;

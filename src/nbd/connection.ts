@@ -5,6 +5,7 @@ import { AsyncReader } from './async-reader.js';
 import type { ExportResolver } from './export-registry.js';
 import { runHandshake } from './handshake/machine.js';
 import type { HandshakeIo, TerminalState, TlsMode } from './handshake/state.js';
+import type { MemoryBudget } from './memory-budget.js';
 import { Transmission } from './transmission.js';
 
 export interface ConnectionOptions {
@@ -12,6 +13,8 @@ export interface ConnectionOptions {
   logger?: Logger;
   tls?: { mode: Exclude<TlsMode, 'off'>; context: tls.SecureContext };
   handshakeTimeoutMs: number;
+  /** Request memory shared with the process's other connections (memory-budget.ts). */
+  memory?: MemoryBudget;
 }
 
 /**
@@ -68,7 +71,7 @@ export async function serveConnection(raw: Socket, opts: ConnectionOptions): Pro
     return end;
   }
   opts.logger?.debug('nbd transmission', { export: end.session.exportName, structured: end.session.structuredReplies });
-  const t = new Transmission(socket, reader.queue, end.session, opts.logger);
+  const t = new Transmission(socket, reader.queue, end.session, opts.logger, opts.memory);
   // TLS sockets decrypt into their own buffers, so only plain ones read into ours.
   if (socket !== raw || !t.readIntoOwnBuffers()) socket.on('data', (d: Buffer) => t.push(d));
   socket.on('close', () => t.close());

@@ -30,6 +30,20 @@ describe('PayloadPool', () => {
     expect(pool.heldBytes).toBe(64 << 20);
   });
 
+  it('keeps at most 128 MiB free over all classes, whatever sizes a peer writes', () => {
+    const pool = new PayloadPool();
+    for (let size = 4096; size <= 32 << 20; size *= 2) {
+      const bufs = Array.from({ length: Math.min(256, Math.ceil((64 << 20) / size)) }, () => pool.acquire(size));
+      for (const b of bufs) pool.release(b);
+    }
+    expect(pool.heldBytes).toBeLessThanOrEqual(128 << 20);
+    expect(pool.heldBytes).toBeGreaterThan(64 << 20);
+    // What is handed out again leaves the count.
+    const before = pool.heldBytes;
+    pool.acquire(4096);
+    expect(pool.heldBytes).toBe(before - 4096);
+  });
+
   it('cuts kept small buffers from a shared slab without overlap', () => {
     const pool = new PayloadPool();
     const a = pool.keep(4096).fill(1);

@@ -17,6 +17,11 @@ const MIN_CLASS = 4096;
 /** Free buffers kept per class: enough for the in-flight bound of a connection or two. */
 const CLASS_KEEP_BYTES = 64 * 1024 * 1024;
 const CLASS_KEEP_MAX = 256;
+/**
+ * Free buffers kept over all classes. Per class alone, a peer writing every size from
+ * 4 KiB to 32 MiB once would leave ~575 MiB held for good.
+ */
+const TOTAL_KEEP_BYTES = 128 * 1024 * 1024;
 const SLAB_BYTES = 256 * 1024;
 const SLAB_PIECE_MAX = 64 * 1024;
 
@@ -28,6 +33,7 @@ function classOf(length: number): number {
 
 export class PayloadPool {
   private readonly free = new Map<number, Buffer[]>();
+  private freeBytes = 0;
   private slab = Buffer.allocUnsafeSlow(0);
   private slabAt = 0;
   private readonly slabs = new WeakSet<ArrayBufferLike>();
@@ -35,8 +41,9 @@ export class PayloadPool {
   /** A buffer of exactly `length` bytes that `release` may take back. */
   acquire(length: number): Buffer {
     const size = classOf(length);
-    const whole = this.free.get(size)?.pop() ?? Buffer.allocUnsafeSlow(size);
-    return whole.subarray(0, length);
+    const reused = this.free.get(size)?.pop();
+    if (reused) this.freeBytes -= size;
+    return (reused ?? Buffer.allocUnsafeSlow(size)).subarray(0, length);
   }
 
   /**
@@ -50,7 +57,10 @@ export class PayloadPool {
     if (buf.byteOffset !== 0 || size < MIN_CLASS || (size & (size - 1)) !== 0) throw new RangeError('release() of a buffer the pool did not hand out');
     let list = this.free.get(size);
     if (!list) this.free.set(size, (list = []));
-    if (list.length < Math.min(CLASS_KEEP_MAX, Math.max(1, Math.floor(CLASS_KEEP_BYTES / size)))) list.push(Buffer.from(ab, 0, size));
+    if (list.length >= Math.min(CLASS_KEEP_MAX, Math.max(1, Math.floor(CLASS_KEEP_BYTES / size)))) return;
+    if (this.freeBytes + size > TOTAL_KEEP_BYTES) return;
+    list.push(Buffer.from(ab, 0, size));
+    this.freeBytes += size;
   }
 
   /** A buffer the caller keeps for good (never released): small ones share a slab. */
@@ -73,9 +83,7 @@ export class PayloadPool {
 
   /** Free buffers held now, in bytes (tests, metrics). */
   get heldBytes(): number {
-    let n = 0;
-    for (const [size, list] of this.free) n += size * list.length;
-    return n;
+    return this.freeBytes;
   }
 }
 

@@ -6,6 +6,7 @@ import { ErrorCodes, RewindError } from '../core/errors.js';
 import { serveConnection } from './connection.js';
 import { DEFAULT_MAX_CONNECTIONS, HANDSHAKE_TIMEOUT_MS } from './constants.js';
 import type { ExportResolver } from './export-registry.js';
+import { nbdMemory, type MemoryBudget } from './memory-budget.js';
 
 export interface NbdTlsOptions {
   /** Key/cert (and optional CA for client certificates) as node:tls takes them. */
@@ -22,6 +23,11 @@ export interface NbdServerOptions {
   maxConnections?: number;
   /** A client that has not finished negotiating by then is dropped. */
   handshakeTimeoutMs?: number;
+  /**
+   * Memory all connections may hold for requests at once (READ replies, WRITE payloads);
+   * past it they wait. Default: the process-wide `nbdMemory`, shared by every server.
+   */
+  memory?: MemoryBudget;
 }
 
 export type ListenOptions = { host: string; port: number } | { path: string };
@@ -54,6 +60,7 @@ export function createNbdServer(opts: NbdServerOptions): NbdServer {
     serveConnection(socket, {
       exports: opts.exports,
       handshakeTimeoutMs,
+      memory: opts.memory ?? nbdMemory,
       ...(opts.logger ? { logger: opts.logger } : {}),
       ...(tlsConf ? { tls: tlsConf } : {}),
     }).catch((err: unknown) => {

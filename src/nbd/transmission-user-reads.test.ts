@@ -11,9 +11,9 @@ import * as C from './constants.js';
 import { ExportRegistry } from './export-registry.js';
 import { FileBackend } from './file-backend.js';
 import { createNbdServer, type NbdServer } from './server.js';
-import { announcedPayloadBytes, MAX_ANNOUNCED_BYTES } from './transmission.js';
+import { nbdMemory } from './memory-budget.js';
 
-const SIZE = 64 << 20;
+const SIZE = 320 << 20; // room for nine 32 MiB writes side by side
 
 /** FileBackend, recording the memory each WRITE payload arrived in. */
 function recording(inner: FileBackend, borrows: boolean): Backend & { payloads: Buffer[] } {
@@ -202,30 +202,31 @@ describe('transmission reading into its own buffers (user-buffer reads)', () => 
     c.destroy();
   });
 
-  it('bounds payload memory announced by headers whose bytes have not come, and serves the write once they do', async () => {
+  it('reserves memory for a payload announced by a header before it comes; one that does not fit waits, then lands', async () => {
     const { where } = await serve('announce', true, false);
     const big = C.MAX_REQUEST_PAYLOAD;
     const clients: RawClient[] = [];
-    for (let i = 0; i < 8; i++) {
+    // Nine 32 MiB payloads announced (and barely begun) are more than the 256 MiB bound.
+    for (let i = 0; i < 9; i++) {
       const c = await RawClient.connect(where);
       await c.go();
-      c.sock.write(Buffer.concat([header(C.NBD_CMD_WRITE, 0, big, 1), Buffer.alloc(10, i)]));
+      c.sock.write(Buffer.concat([header(C.NBD_CMD_WRITE, i * big, big, 1), Buffer.alloc(10, i)]));
       clients.push(c);
     }
-    const last = clients[clients.length - 1]!;
     await new Promise((r) => setTimeout(r, 100));
-    expect(announcedPayloadBytes()).toBeGreaterThan(0);
-    expect(announcedPayloadBytes()).toBeLessThanOrEqual(MAX_ANNOUNCED_BYTES);
-    // The last client's header waits in its queue (over the bound); its payload still lands.
-    last.sock.write(Buffer.alloc(big - 10, 0x77));
-    const r = await last.simpleReply();
-    expect(r).toEqual({ error: 0, handle: 1 });
-    last.request(C.NBD_CMD_READ, big - 4096, 4096, 2);
+    expect(nbdMemory.held).toBeGreaterThan(6 * big);
+    expect(nbdMemory.held).toBeLessThanOrEqual(nbdMemory.limit);
+    expect(nbdMemory.waiting).toBeGreaterThanOrEqual(1);
+    // Every payload then arrives: the waiting one is served once another write is done.
+    for (const [i, c] of clients.entries()) c.sock.write(Buffer.alloc(big - 10, 0x70 + i));
+    for (const c of clients) expect(await c.simpleReply()).toEqual({ error: 0, handle: 1 });
+    const last = clients[clients.length - 1]!;
+    last.request(C.NBD_CMD_READ, 9 * big - 4096, 4096, 2);
     expect(await last.simpleReply()).toEqual({ error: 0, handle: 2 });
-    expect((await last.reader.read(4096)).every((b) => b === 0x77)).toBe(true);
+    expect((await last.reader.read(4096)).every((b) => b === 0x78)).toBe(true);
     for (const c of clients) c.destroy();
     await Promise.all(clients.map((c) => c.closed));
     await new Promise((r) => setTimeout(r, 50));
-    expect(announcedPayloadBytes()).toBe(0);
+    expect(nbdMemory.held).toBe(0);
   });
 });

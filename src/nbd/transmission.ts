@@ -12,6 +12,7 @@ import type { NegotiatedSession } from './handshake/state.js';
 import { blockStatusReply, simpleReply, STRUCTURED_READ_PREFIX, structuredDone, structuredError, writeOffsetDataPrefix, writeSimpleHeader, writeStructuredHeader } from './reply.js';
 import { parseRequestHeader, type NbdRequest } from './request.js';
 import { payloadPool } from './payload-pool.js';
+import { nbdMemory, REQUEST_OVERHEAD_BYTES, type MemoryBudget, type MemoryGrant } from './memory-budget.js';
 import { openUserBufferReads, type UserBufferReads } from './user-buffer-reads.js';
 
 /** Room for the done replies of one turn: 100 structured ones, well above any queue depth seen. */
@@ -21,28 +22,27 @@ const GENERAL_READ_BYTES = 128 * 1024;
 /** A payload with at least this much still to come is read straight into its own buffer. */
 const DIRECT_READ_MIN = 16 * 1024;
 
-/**
- * Payload bytes announced by WRITE headers and not received yet, over all connections. A
- * payload buffer is taken when the header arrives, so without a bound a few thousand
- * headers promising 32 MiB each would allocate far more than anyone sent. Past it, a
- * WRITE waits in the queue for its bytes, as with 'data' chunks.
- */
-export const MAX_ANNOUNCED_BYTES = 128 * 1024 * 1024;
-let announcedBytes = 0;
-
-/** Payload bytes announced and not yet received, process-wide (tests, metrics). */
-export function announcedPayloadBytes(): number {
-  return announcedBytes;
-}
-
 /** A WRITE whose header has arrived and whose payload is being gathered into `dest`. */
 interface Filling {
   req: NbdRequest;
   dest: Buffer;
   filled: number;
   pooled: boolean;
-  /** Its share of announcedBytes. */
-  announced: number;
+  /** What it reserved of the memory budget (memory-budget.ts). */
+  grant: number;
+}
+
+/**
+ * What a request may allocate, reserved before its header is taken off the queue: the
+ * READ reply buffer (header and data) or the WRITE payload buffer, and the objects around
+ * any request. Requests longer than MAX_REQUEST_PAYLOAD allocate nothing (refused, or
+ * their payload discarded as it arrives) and reserve only the overhead.
+ */
+function memoryCost(type: number, length: number): number {
+  if (length > MAX_REQUEST_PAYLOAD) return REQUEST_OVERHEAD_BYTES;
+  if (type === NBD_CMD_READ) return REQUEST_OVERHEAD_BYTES + STRUCTURED_READ_PREFIX + length;
+  if (type === NBD_CMD_WRITE) return REQUEST_OVERHEAD_BYTES + length;
+  return REQUEST_OVERHEAD_BYTES;
 }
 
 /**
@@ -68,12 +68,20 @@ export class Transmission {
   private disconnecting = false;
   private finishing = false;
   private dead = false;
-  /** Over-long WRITE being discarded: its request and how many payload bytes remain. */
-  private draining: { req: NbdRequest; left: number } | undefined;
+  /** Over-long WRITE being discarded: its request, how many payload bytes remain, its grant. */
+  private draining: { req: NbdRequest; left: number; grant: number } | undefined;
+  /**
+   * Memory reserved for the request at the head of the queue (memory-budget.ts), and the
+   * wait for it while the budget is spent: reading stops until it is granted.
+   */
+  private headGrant = 0;
+  private starving: MemoryGrant | null = null;
   private corked = false;
   /** Done replies gathered this turn (see sendDone). */
   private doneBuf: Buffer | null = null;
   private doneLen = 0;
+  /** Memory the gathered done replies release once written. */
+  private doneGrant = 0;
   /** The backend takes gather writes (see Backend.pwritev). */
   private readonly gather: boolean;
   /**
@@ -91,6 +99,7 @@ export class Transmission {
     private readonly queue: ByteQueue,
     private readonly session: NegotiatedSession,
     private readonly logger?: Logger,
+    private readonly budget: MemoryBudget = nbdMemory,
   ) {
     this.checked = new CheckedBackend(session.backend, session.structuredReplies, session.baseAllocation);
     this.gather = typeof session.backend.pwritev === 'function';
@@ -123,7 +132,7 @@ export class Transmission {
       }
       this.aim(null);
       this.filled(f);
-      return !this.paused;
+      return !this.blocked;
     }
     this.queue.push(buf.subarray(0, n));
     try {
@@ -131,8 +140,46 @@ export class Transmission {
     } finally {
       this.queue.ownNewest();
     }
-    return !this.paused;
+    return !this.blocked;
   };
+
+  /** Not reading: at a per-connection bound, or waiting for process-wide memory. */
+  private get blocked(): boolean {
+    return this.paused || this.starving !== null;
+  }
+
+  /**
+   * Reserve the head request's memory. When the budget is spent the socket stops being
+   * read (backpressure: the peer's sends wait in TCP) until the grant comes.
+   */
+  private reserve(cost: number): boolean {
+    if (this.headGrant > 0) return true;
+    if (this.budget.tryTake(cost)) {
+      this.headGrant = cost;
+      return true;
+    }
+    this.starving = this.budget.wait(cost, () => {
+      this.starving = null;
+      if (this.dead) {
+        this.budget.release(cost);
+        return;
+      }
+      this.headGrant = cost;
+      if (!this.paused) {
+        this.socket.resume();
+        queueMicrotask(() => this.pump());
+      }
+    });
+    if (!this.paused) this.socket.pause();
+    return false;
+  }
+
+  /** Hand the head request's reservation to that request. */
+  private takeGrant(): number {
+    const g = this.headGrant;
+    this.headGrant = 0;
+    return g;
+  }
 
   /** A buffer for a WRITE payload read through user buffers (payload-pool.ts). */
   private payloadBuffer(length: number): { dest: Buffer; pooled: boolean } {
@@ -163,13 +210,12 @@ export class Transmission {
 
   private filled(f: Filling): void {
     this.filling = undefined;
-    announcedBytes -= f.announced;
-    this.dispatch(f.req, f.dest, f.pooled);
+    this.dispatch(f.req, f.dest, f.grant, f.pooled);
   }
 
   /** Parse and dispatch as many complete requests as are queued. */
   pump(): void {
-    while (!this.dead && !this.paused && !this.disconnecting) {
+    while (!this.dead && !this.blocked && !this.disconnecting) {
       if (this.filling) {
         if (!this.fill()) return;
         continue;
@@ -177,35 +223,35 @@ export class Transmission {
       if (this.draining) {
         this.draining.left -= this.queue.skip(this.draining.left);
         if (this.draining.left > 0) return;
-        const req = this.draining.req;
+        const { req, grant } = this.draining;
         this.draining = undefined;
-        this.replyError(req, { errno: NBD_EOVERFLOW, message: `write of ${req.length} bytes exceeds the ${MAX_REQUEST_PAYLOAD}-byte maximum; payload discarded` });
+        this.replyError(req, { errno: NBD_EOVERFLOW, message: `write of ${req.length} bytes exceeds the ${MAX_REQUEST_PAYLOAD}-byte maximum; payload discarded` }, grant);
         continue;
       }
       if (this.queue.length < REQUEST_HEADER_SIZE) return;
       if (this.queue.peekUInt32(0) !== NBD_REQUEST_MAGIC) return this.violation(`bad request magic 0x${this.queue.peekUInt32(0).toString(16)}`);
       const type = this.queue.peekUInt32(4) & 0xffff;
       const length = this.queue.peekUInt32(24);
+      // Nothing is allocated for a request before its memory is reserved.
+      if (!this.reserve(memoryCost(type, length))) return;
       if (type === NBD_CMD_WRITE) {
         if (length > MAX_REQUEST_PAYLOAD) {
           // Over-long WRITE: keep the connection framed by discarding the payload as it
           // arrives (ByteQueue.skip never allocates), then reply EOVERFLOW.
           const parsed = parseRequestHeader(this.queue.take(REQUEST_HEADER_SIZE));
           if (!parsed.ok) return this.violation(parsed.reason);
-          this.draining = { req: parsed.req, left: length };
+          this.draining = { req: parsed.req, left: length, grant: this.takeGrant() };
           continue;
         }
-        // With user-buffer reads a payload is gathered into its buffer as it comes (fill),
-        // unless too much is announced already; with 'data' chunks it waits whole here.
+        // With user-buffer reads a payload is gathered into its buffer as it comes (fill);
+        // with 'data' chunks it waits whole here. Either way its memory is reserved.
         const missing = REQUEST_HEADER_SIZE + length - this.queue.length;
-        if (missing > 0 && !(this.reads && announcedBytes + missing <= MAX_ANNOUNCED_BYTES)) return;
+        if (missing > 0 && !this.reads) return;
         if (this.reads) {
           const parsed = parseRequestHeader(this.queue.take(REQUEST_HEADER_SIZE));
           if (!parsed.ok) return this.violation(parsed.reason);
           const { dest, pooled } = this.payloadBuffer(length);
-          const announced = Math.max(0, missing);
-          announcedBytes += announced;
-          this.filling = { req: parsed.req, dest, filled: 0, pooled, announced };
+          this.filling = { req: parsed.req, dest, filled: 0, pooled, grant: this.takeGrant() };
           continue;
         }
       }
@@ -215,33 +261,38 @@ export class Transmission {
       // slices to pwritev rather than copying them into one Buffer.
       let payload: Buffer | Buffer[] | undefined;
       if (type === NBD_CMD_WRITE) payload = this.gather && !this.queue.contiguous(length) ? this.queue.takeList(length) : this.queue.take(length);
-      this.dispatch(parsed.req, payload);
+      this.dispatch(parsed.req, payload, this.takeGrant());
     }
   }
 
-  /** `pooled`: the payload came from payloadPool.acquire and goes back once the write settles. */
-  private dispatch(req: NbdRequest, payload: Buffer | Buffer[] | undefined, pooled = false): void {
+  /**
+   * `grant`: the request's memory reservation, released once its reply has left the
+   * process (or at once when there is none). `pooled`: the payload came from
+   * payloadPool.acquire and goes back once the write settles.
+   */
+  private dispatch(req: NbdRequest, payload: Buffer | Buffer[] | undefined, grant: number, pooled = false): void {
     const refusal = this.checked.validate(req.type, req.flags, req.offset, req.length);
     // Asked now, not when the buffer was taken: only a backend that gives this very write's
     // buffer back may have it reused.
     const recycle = pooled && this.session.backend.borrowsWriteBuffers === true;
     if (req.type === NBD_CMD_DISC) {
+      this.budget.release(grant);
       this.disconnecting = true;
       this.maybeFinish();
       return;
     }
     if (refusal) {
       if (recycle) payloadPool.release(payload as Buffer);
-      this.replyError(req, refusal);
+      this.replyError(req, refusal, grant);
       return;
     }
     const cost = req.type === NBD_CMD_READ || req.type === NBD_CMD_WRITE ? req.length : 0;
     this.begin(cost);
     const fua = (req.flags & NBD_CMD_FLAG_FUA) !== 0;
-    const done = (errno: number): void => this.finish(req, errno, cost);
+    const done = (errno: number): void => this.finish(req, errno, cost, grant);
     switch (req.type) {
       case NBD_CMD_READ:
-        this.read(req, cost);
+        this.read(req, cost, grant);
         return;
       case NBD_CMD_WRITE:
         if (Array.isArray(payload)) this.checked.writev(payload, req.offset, fua).then(done);
@@ -266,35 +317,35 @@ export class Transmission {
         return;
       case NBD_CMD_BLOCK_STATUS:
         this.checked.blockStatus(req.offset, req.length, (req.flags & NBD_CMD_FLAG_REQ_ONE) !== 0).then((r) => {
-          if (typeof r === 'number') return this.finish(req, r, 0);
+          if (typeof r === 'number') return this.finish(req, r, 0, grant);
           this.end(0);
-          this.send(blockStatusReply(req.handle, BASE_ALLOCATION_ID, r));
+          this.send(blockStatusReply(req.handle, BASE_ALLOCATION_ID, r), grant);
         });
         return;
       default:
         this.end(0);
-        this.replyError(req, { errno: NBD_EINVAL, message: `unknown command ${req.type}` });
+        this.replyError(req, { errno: NBD_EINVAL, message: `unknown command ${req.type}` }, grant);
     }
   }
 
   /** READ: the reply header and the data share one buffer, so the data is never copied. */
-  private read(req: NbdRequest, cost: number): void {
+  private read(req: NbdRequest, cost: number, grant: number): void {
     const structured = this.session.structuredReplies;
     const prefix = structured ? STRUCTURED_READ_PREFIX : SIMPLE_REPLY_HEADER_SIZE;
     const buf = Buffer.allocUnsafe(prefix + req.length);
     this.checked.read(buf.subarray(prefix), req.offset).then((errno) => {
-      if (errno !== 0) return this.finish(req, errno, cost);
+      if (errno !== 0) return this.finish(req, errno, cost, grant);
       this.end(cost);
       if (structured) writeOffsetDataPrefix(buf, req.handle, req.offset, req.length);
       else writeSimpleHeader(buf, req.handle, 0);
-      this.send(buf);
+      this.send(buf, grant);
     });
   }
 
-  private finish(req: NbdRequest, errno: number, cost: number): void {
+  private finish(req: NbdRequest, errno: number, cost: number, grant: number): void {
     this.end(cost);
-    if (errno !== 0) this.replyError(req, { errno, message: `command ${req.type} failed` });
-    else this.sendDone(req.handle);
+    if (errno !== 0) this.replyError(req, { errno, message: `command ${req.type} failed` }, grant);
+    else this.sendDone(req.handle, grant);
   }
 
   /**
@@ -303,10 +354,10 @@ export class Transmission {
    * write, instead of a Buffer and a stream chunk each (fio 4 KiB QD16: the reply path
    * was an eighth of the event loop, most of it per-chunk stream bookkeeping).
    */
-  private sendDone(handle: Buffer): void {
+  private sendDone(handle: Buffer, grant: number): void {
     const structured = this.session.structuredReplies;
     if (this.dead || this.socket.destroyed || this.sendsAtOnce()) {
-      this.send(structured ? structuredDone(handle) : simpleReply(handle, 0));
+      this.send(structured ? structuredDone(handle) : simpleReply(handle, 0), grant);
       return;
     }
     const size = structured ? STRUCTURED_REPLY_HEADER_SIZE : SIMPLE_REPLY_HEADER_SIZE;
@@ -322,28 +373,44 @@ export class Transmission {
       handle.copy(this.doneBuf, this.doneLen + 8);
     }
     this.doneLen += size;
+    this.doneGrant += grant;
     this.corkForTurn();
   }
 
   private flushDone(): void {
-    if (this.doneLen > 0 && !this.socket.destroyed) this.socket.write(this.doneBuf!.subarray(0, this.doneLen));
+    const grant = this.doneGrant;
+    this.doneGrant = 0;
+    if (this.doneLen > 0 && !this.socket.destroyed) this.socket.write(this.doneBuf!.subarray(0, this.doneLen), this.releaser(grant));
+    else this.budget.release(grant);
     this.doneBuf = null;
     this.doneLen = 0;
   }
 
-  private replyError(req: NbdRequest, r: Refusal): void {
+  private replyError(req: NbdRequest, r: Refusal, grant: number): void {
     this.logger?.debug('nbd request refused', { type: req.type, offset: req.offset, length: req.length, errno: r.errno, why: r.message });
-    this.send(this.session.structuredReplies ? structuredError(req.handle, r.errno, r.message) : simpleReply(req.handle, r.errno));
+    this.send(this.session.structuredReplies ? structuredError(req.handle, r.errno, r.message) : simpleReply(req.handle, r.errno), grant);
   }
 
-  private send(buf: Buffer): void {
-    if (this.dead || this.socket.destroyed) return;
+  /**
+   * A reply's memory is given back when the socket has handed it to the kernel (the write
+   * callback; it also runs, with an error, for writes dropped when the socket is destroyed),
+   * so replies a peer does not read stay counted.
+   */
+  private releaser(grant: number): ((err?: Error | null) => void) | undefined {
+    return grant > 0 ? () => this.budget.release(grant) : undefined;
+  }
+
+  private send(buf: Buffer, grant: number): void {
+    if (this.dead || this.socket.destroyed) {
+      this.budget.release(grant);
+      return;
+    }
     if (this.sendsAtOnce()) {
-      this.socket.write(buf);
+      this.socket.write(buf, this.releaser(grant));
       return;
     }
     this.corkForTurn();
-    this.socket.write(buf);
+    this.socket.write(buf, this.releaser(grant));
   }
 
   /**
@@ -389,6 +456,7 @@ export class Transmission {
     if (this.inflightBytes > MAX_INFLIGHT_BYTES / 2 || this.inflightCount > MAX_INFLIGHT_REQUESTS / 2) return;
     if (this.socket.writableLength > MAX_INFLIGHT_BYTES) return; // peer not reading replies
     this.paused = false;
+    if (this.starving) return; // the grant resumes reading
     this.socket.resume();
     queueMicrotask(() => this.pump());
   }
@@ -419,8 +487,16 @@ export class Transmission {
   /** Socket gone: stop replying; in-flight backend calls finish on their own. */
   close(): void {
     this.dead = true;
+    this.starving?.cancel();
+    this.starving = null;
+    this.budget.release(this.takeGrant());
+    if (this.draining) {
+      this.budget.release(this.draining.grant);
+      this.draining = undefined;
+    }
     if (this.filling) {
-      announcedBytes -= this.filling.announced;
+      // Its buffer is dropped (never written, never pooled again): the memory is free.
+      this.budget.release(this.filling.grant);
       this.filling = undefined;
       if (this.reads) this.aim(null);
     }

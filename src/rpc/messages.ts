@@ -7,8 +7,9 @@
 export type U64 = string;
 export type U64In = string | number;
 
-export interface HelloMsg { volume: string; size: U64; generation: U64; token: string; last_durable_seq: U64 }
-export interface WelcomeMsg { durable_seq: U64; generation: U64 }
+export interface HelloMsg { volume: string; size: U64; generation: U64; token: string; last_durable_seq: U64; restore_writer?: boolean; durability?: string }
+export interface WelcomeMsg { durable_seq: U64; generation: U64; latest_time_ns?: U64 }
+export interface ReportMsg { latest_seq: U64In; latest_time_ns: U64In; spool_bytes: U64In }
 /** 64-bit fields are bigints when the hand codec (append-codec.ts) decoded the batch. */
 export interface EntryMsg {
   seq: U64 | bigint;
@@ -24,8 +25,9 @@ export interface BatchMsg { entries: EntryMsg[] }
 export interface AckMsg { durable_seq: U64 }
 
 export type AppendRequestMsg =
-  | { msg: 'hello'; hello: HelloMsg; batch?: null }
-  | { msg: 'batch'; batch: BatchMsg; hello?: null };
+  | { msg: 'hello'; hello: HelloMsg; batch?: null; report?: null }
+  | { msg: 'batch'; batch: BatchMsg; hello?: null; report?: null }
+  | { msg: 'report'; report: ReportMsg; hello?: null; batch?: null };
 export type AppendResponseMsg =
   | { msg: 'welcome'; welcome: WelcomeMsg; ack?: null }
   | { msg: 'ack'; ack: AckMsg; welcome?: null };

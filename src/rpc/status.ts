@@ -15,6 +15,7 @@ const TO_GRPC: Partial<Record<ErrorCode, grpc.status>> = {
   [ErrorCodes.UNSUPPORTED]: grpc.status.UNIMPLEMENTED,
   [ErrorCodes.PROTOCOL]: grpc.status.INVALID_ARGUMENT,
   [ErrorCodes.JOURNAL_SEQ_GAP]: grpc.status.FAILED_PRECONDITION,
+  [ErrorCodes.VOLUME_BUSY]: grpc.status.FAILED_PRECONDITION,
   [ErrorCodes.CHECKSUM_MISMATCH]: grpc.status.DATA_LOSS,
   [ErrorCodes.JOURNAL_CORRUPT]: grpc.status.DATA_LOSS,
   [ErrorCodes.POINT_OUT_OF_WINDOW]: grpc.status.OUT_OF_RANGE,

@@ -5,12 +5,14 @@ import { silentLogger, type Logger } from '../core/logger.js';
 import type { Backend } from '../nbd/backend.js';
 import { FileBackend } from '../nbd/file-backend.js';
 import { InflightApplies, journalFilter, type DurabilityMode } from './journal-filter.js';
-import { redoSpool } from './redo.js';
+import { redoJournalDir, redoSpool } from './redo.js';
 import { runBaseCopy } from './base-copy.js';
 import { checkUserMarkName, RESEND_BEGIN_MARK } from '../journal/resend-marks.js';
 import { RangeLock } from './range-lock.js';
 import { Shipper } from './shipper.js';
 import { Spool } from './spool.js';
+import { catchUpFromCollector } from './catch-up.js';
+import type { HybridClock } from '../core/hlc.js';
 import type { CollectorTarget } from '../rpc/transport.js';
 
 /**
@@ -29,6 +31,10 @@ export interface NodeVolumeOptions {
   fullPolicy: 'block' | 'dirty-bitmap';
   mode: DurabilityMode;
   collector?: { target: CollectorTarget; token: string; bandwidthBytesPerSec?: number; coalesce?: boolean };
+  /** How long to try reaching the collector at open before refusing (catch-up.ts); default 60 s. */
+  connectTimeoutMs?: number;
+  /** The spool's clock (tests give one that is behind the collector's). */
+  clock?: HybridClock;
   logger?: Logger;
 }
 
@@ -52,6 +58,7 @@ export async function openNodeVolume(o: NodeVolumeOptions): Promise<NodeVolume> 
   if (o.mode !== 'async' && !o.collector) {
     throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `durability mode ${o.mode} needs a collector; use async for a local-only journal`);
   }
+  const backingEmpty = await holdsNoData(o.backingPath);
   // The spool is the backing file's write-ahead log (below), so its small writes may be
   // made after they are acknowledged (file-backend.ts writeBehind).
   const backing = await FileBackend.open(o.backingPath, {
@@ -74,9 +81,14 @@ export async function openNodeVolume(o: NodeVolumeOptions): Promise<NodeVolume> 
     // Without a collector nothing reads entries back from memory.
     tailCacheBytes: o.collector ? undefined : 0,
     logger: log.child({ component: 'spool', volume: o.name }),
+    ...(o.clock ? { clock: o.clock } : {}),
     beforeFree: async () => {
       await applies.settled();
       await backing.flush();
+    },
+    // Nothing is served yet: no write can race this redo.
+    beforeSetAside: async (journalDir) => {
+      await redoJournalDir(journalDir, backing, log.child({ volume: o.name }));
     },
   });
 
@@ -90,6 +102,30 @@ export async function openNodeVolume(o: NodeVolumeOptions): Promise<NodeVolume> 
   if (crashed) await redoSpool(spool, backing, log.child({ volume: o.name }));
   // `rewind journal replay` reads the volume size from here.
   await fs.writeFile(path.join(o.spoolDir, 'volume.json'), JSON.stringify({ name: o.name, size: backing.size.toString(), backing: path.resolve(o.backingPath) }) + '\n');
+
+  if (o.collector) {
+    // Before anything is served: the collector may hold a restore this device lacks.
+    try {
+      await catchUpFromCollector({
+        volume: o.name,
+        token: o.collector.token,
+        target: o.collector.target,
+        backing,
+        spool,
+        spoolDir: o.spoolDir,
+        backingEmpty: backingEmpty && spool.lastSeq === 0n,
+        timeoutMs: o.connectTimeoutMs ?? 60_000,
+        // Async mode may serve without the collector, except a device that may be
+        // waiting for a restored image: a new, empty one.
+        required: o.mode !== 'async' || (backingEmpty && spool.lastSeq === 0n && spool.ackedSeq === 0n),
+        logger: log.child({ component: 'catch-up', volume: o.name }),
+      });
+    } catch (err) {
+      await spool.close().catch(() => undefined);
+      await backing.close().catch(() => undefined);
+      throw err;
+    }
+  }
 
   const lock = new RangeLock();
   let shipper: Shipper | undefined;
@@ -246,4 +282,11 @@ async function initialSync(name: string, backing: Backend, spool: Spool, lock: R
   }
   await spool.sync();
   log.info('resync done', { volume: name, why, bytes: res.bytesCopied, protectionStartSeq: res.protectionStartSeq });
+}
+
+/** True when the path is missing or a regular file with no block allocated (all hole). */
+async function holdsNoData(p: string): Promise<boolean> {
+  const st = await fs.stat(p, { bigint: true }).catch(() => undefined);
+  if (!st) return true;
+  return st.isFile() && st.blocks === 0n;
 }

@@ -18,7 +18,12 @@ export interface ShipperSpool extends BaseCopySpool {
   waitForRecords(afterSeq: bigint, signal?: AbortSignal): Promise<void>;
   ack(seq: bigint): void | Promise<void>;
   /** Continue numbering after the collector's seq when a node crash lost the spool's tail (spool.ts). */
-  rebase?(collectorSeq: bigint): Promise<void>;
+  rebase?(collectorSeq: bigint, opts?: { restamp?: boolean }): Promise<void>;
+  /** Fold in the collector's newest entry time (Welcome.latest_time_ns). */
+  observeTime?(t: bigint): void;
+  /** Time of the spool's newest entry, and the bytes it holds (the Report). */
+  readonly lastTime?: bigint;
+  readonly bytes?: number;
 }
 
 export interface ShipperOptions {
@@ -58,6 +63,8 @@ interface Sent {
 }
 
 const WELCOME_TIMEOUT_MS = 10_000;
+/** How often the node reports its newest entry while it changes (the collector's lag view). */
+const REPORT_EVERY_MS = 1_000;
 /** Least wait before retrying a collector that refused for lack of disk space (see run). */
 const NO_SPACE_RETRY_MS = 5_000;
 
@@ -214,16 +221,30 @@ export class Shipper {
           welcomed = true;
           clearTimeout(welcomeTimer);
           const durable = BigInt(m.welcome.durable_seq);
+          const latestTime = BigInt(m.welcome.latest_time_ns || '0');
+          this.o.spool.observeTime?.(latestTime);
           const behind = this.spoolBehind(durable);
           const open = () => {
             if (settled) return;
             this.onWelcome(durable);
+            this.startReports(call, sess.signal);
             this.send(call, durable + 1n, sess.signal).then(() => undefined, settle);
           };
-          if (!behind) return open();
-          if (!this.o.spool.rebase) return settle(behind);
-          this.log.warn('collector is ahead of the spool after a node crash; rebasing the spool and resyncing', { collectorSeq: durable, spoolSeq: this.o.spool.lastSeq });
-          this.o.spool.rebase(durable).then(open, settle);
+          if (behind) {
+            if (!this.o.spool.rebase) return settle(behind);
+            this.log.warn('collector is ahead of the spool after a node crash; rebasing the spool and resyncing', { collectorSeq: durable, spoolSeq: this.o.spool.lastSeq });
+            this.o.spool.rebase(durable).then(open, settle);
+            return;
+          }
+          this.stampedBehind(durable, latestTime).then((late) => {
+            if (!late) return open();
+            if (!this.o.spool.rebase) return settle(late);
+            // Entries stamped before the clock knew the collector's time (async mode wrote
+            // before this Welcome on a node whose clock is behind): the collector would refuse
+            // them forever. The backing file holds their data: set them aside, resend the device.
+            this.log.warn('unshipped entries are older than the collector\'s newest; restamping by a full resync', { collectorSeq: durable, collectorTime: latestTime });
+            this.o.spool.rebase(durable, { restamp: true }).then(open, settle);
+          }, settle);
         } else if (m.msg === 'ack' && m.ack) {
           this.onAck(BigInt(m.ack.durable_seq));
         }
@@ -241,6 +262,7 @@ export class Shipper {
           generation: (this.o.generation ?? 0n).toString(),
           token: this.o.token,
           last_durable_seq: this.waiters.ackedSeq.toString(),
+          durability: this.o.mode,
         },
       } as AppendRequestMsg);
     });
@@ -262,6 +284,37 @@ export class Shipper {
       `collector holds volume "${this.o.volume}" up to seq ${durable} but the local spool ends at seq ${last} (entries lost in a node crash); a full resync of the volume is required before shipping can resume`,
       { details: { volume: this.o.volume, collectorSeq: durable, spoolSeq: last } },
     );
+  }
+
+  /** The next entry to send carries a time at or below the collector's newest: refused if sent. */
+  private async stampedBehind(durable: bigint, latestTime: bigint): Promise<RewindError | undefined> {
+    if (latestTime === 0n || this.o.spool.lastSeq <= durable) return undefined;
+    const [next] = await this.o.spool.read(durable + 1n, { maxRecords: 1 });
+    if (!next || next.time > latestTime) return undefined;
+    return new RewindError(
+      ErrorCodes.JOURNAL_SEQ_GAP,
+      `entry seq ${next.seq} of volume "${this.o.volume}" is stamped ${next.time}, not after the collector's newest entry (${latestTime}); the node's clock was behind — a full resync is required`,
+      { details: { volume: this.o.volume, seq: next.seq } },
+    );
+  }
+
+  /** Report the spool's newest entry about once a second while it changes (Report). */
+  private startReports(call: grpc.ClientDuplexStream<AppendRequestMsg, AppendResponseMsg>, signal: AbortSignal): void {
+    let sent = -1n;
+    const report = () => {
+      if (signal.aborted) return;
+      const seq = this.o.spool.lastSeq;
+      if (seq === sent) return;
+      sent = seq;
+      call.write({
+        msg: 'report',
+        report: { latest_seq: seq.toString(), latest_time_ns: (this.o.spool.lastTime ?? 0n).toString(), spool_bytes: String(this.o.spool.bytes ?? 0) },
+      } as AppendRequestMsg);
+    };
+    report();
+    const t = setInterval(report, REPORT_EVERY_MS);
+    t.unref();
+    signal.addEventListener('abort', () => clearInterval(t), { once: true });
   }
 
   private onWelcome(durable: bigint): void {

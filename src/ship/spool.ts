@@ -234,9 +234,11 @@ export class Spool extends EventEmitter {
    * require a full resync so the collector's copy matches the device again. Appends that
    * arrive meanwhile wait and are numbered in the new journal ('rebased' is emitted after).
    */
-  async rebase(collectorSeq: bigint): Promise<void> {
+  async rebase(collectorSeq: bigint, opts: { restamp?: boolean } = {}): Promise<void> {
     this.checkOpen();
-    if (collectorSeq <= this.writer.lastSeq || this.rebasing) return;
+    // restamp: the entries past collectorSeq were stamped below the collector's newest time
+    // (shipper.ts stampedBehind); they are set aside unshipped and the resync resends their data.
+    if ((collectorSeq <= this.writer.lastSeq && !opts.restamp) || this.rebasing) return;
     this.rebasing = true;
     try {
       const old = this.writer;
@@ -261,6 +263,50 @@ export class Spool extends EventEmitter {
       this.wakeBlocked();
     }
     this.emit('rebased', collectorSeq);
+  }
+
+  /**
+   * Continue after entries the collector holds that this node pulled instead of writing
+   * (catch-up.ts: a restored image or an in-place revert filled into the backing file).
+   * Only when everything local is acknowledged: the journal then holds nothing the
+   * collector lacks, so it is dropped (after the backing file is made durable) and
+   * numbering goes on at collectorSeq + 1, with no resync — the device already matches.
+   */
+  async continueAfter(collectorSeq: bigint, collectorTime: bigint): Promise<void> {
+    this.checkOpen();
+    const last = this.writer.lastSeq;
+    if (last !== this._ackedSeq || collectorSeq < last) {
+      throw new RewindError(ErrorCodes.INTERNAL, `spool ${this.dir}: cannot continue after collector seq ${collectorSeq} with local seqs up to ${last} of which ${this._ackedSeq} acknowledged`);
+    }
+    this.clock.observe(collectorTime);
+    if (collectorSeq === last) return;
+    const old = this.writer;
+    await old.close();
+    await this.o.beforeFree?.();
+    const jdir = Spool.journalDir(this.dir);
+    await fsp.rm(jdir, { recursive: true, force: true });
+    this.side.ackedSeq = collectorSeq;
+    this._ackedSeq = collectorSeq;
+    await this.side.saveState();
+    this.writer = await JournalWriter.open(jdir, { segmentBytes: this.segmentBytes, logger: this.log, firstSeq: collectorSeq + 1n, onWritten: (seq) => this.wakeReaders(seq), directIo: this.o.directIo ?? true });
+    this.clock.observe(old.lastTime);
+    this.cache = new SpoolTailCache(this.o.tailCacheBytes);
+    this.pos = null;
+    this._state = this.computeState();
+  }
+
+  /**
+   * Fold in the collector's newest entry time (its Welcome or status): a node whose clock
+   * is behind then still stamps entries the collector takes (its journal refuses times
+   * that go back).
+   */
+  observeTime(t: bigint): void {
+    this.clock.observe(t);
+  }
+
+  /** Time of the newest entry in the spool's journal (0 while it has none). */
+  get lastTime(): bigint {
+    return this.writer.lastTime;
   }
 
   /** Make everything appended so far durable locally (and the dirty bitmap clean on disk). */

@@ -44,7 +44,7 @@ export function adminHandlers(deps: AdminDeps): grpc.UntypedServiceImplementatio
         if (size <= 0n) throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `${what}: the volume does not exist yet, so its size in bytes is needed to create it`);
         const v = await store.createVolume(req.volume, size, { token: req.token });
         logger.info('volume registered', { volume: v.name, size });
-        return { volume: await statusMsg(v, registry.connected(v.name)), created: true, token_rotated: false };
+        return { volume: await statusMsg(v, registry.writerInfo(v.name)), created: true, token_rotated: false };
       }
       if (size !== 0n && size !== existing.size) {
         throw new RewindError(
@@ -62,7 +62,7 @@ export function adminHandlers(deps: AdminDeps): grpc.UntypedServiceImplementatio
         rotated = true;
         logger.info('volume token rotated', { volume: existing.name });
       }
-      return { volume: await statusMsg(existing, registry.connected(existing.name)), created: false, token_rotated: rotated };
+      return { volume: await statusMsg(existing, registry.writerInfo(existing.name)), created: false, token_rotated: rotated };
     }),
 
     DeleteVolume: unary<DeleteVolumeRequestMsg, DeleteVolumeResponseMsg>(async (req, md) => {

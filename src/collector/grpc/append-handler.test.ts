@@ -24,6 +24,7 @@ function fakeStore(appendDelayMs = 0): StorePort & { vols: Map<string, VolumePor
       records: [] as JournalRecord[],
       maxConcurrent: 0,
       get durableSeq() { return durable; },
+      get latestTime() { return v.records.length ? v.records[v.records.length - 1]!.time : 0n; },
       generation: 1n,
       checkToken: (t: string) => t === token,
       async append(recs: JournalRecord[]) {
@@ -47,6 +48,7 @@ function fakeStore(appendDelayMs = 0): StorePort & { vols: Map<string, VolumePor
       addMark: () => { throw new Error('unused'); },
       deleteMark: async () => false,
       setToken: async () => undefined,
+      noteRestore: async () => undefined,
       marks: () => [],
       resolve: () => ({ seq: durable, time: 0n }),
       restore: async () => undefined,

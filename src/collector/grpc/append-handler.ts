@@ -23,10 +23,25 @@ type AppendCall = grpc.ServerDuplexStream<AppendRequestMsg, AppendResponseMsg>;
 interface Session {
   id: number;
   volume: string;
+  /** A VolumeRestore filling the volume, or the node that serves it. */
+  role: 'node' | 'restore';
+  /** What the writer said of itself: its mode (Hello) and its newest entry (Report). */
+  writer: WriterInfo;
   /** End this stream: a newer one took the volume over, or `why`. */
   displace(why?: RewindError): void;
   /** Settles when no append of this stream is in flight. */
   idle(): Promise<void>;
+}
+
+/** What the volume status says of its writer (detail.writer; the controller reads it). */
+export interface WriterInfo {
+  role: 'node' | 'restore';
+  durability?: string;
+  latestSeq?: bigint;
+  latestTimeNs?: bigint;
+  spoolBytes?: bigint;
+  /** Wall time (ms) of the last Report. */
+  reportedAtMs?: number;
 }
 
 /**
@@ -46,6 +61,15 @@ export class WriterRegistry {
 
   async claim(s: Session, logger: Logger): Promise<void> {
     const old = this.sessions.get(s.volume);
+    // A node must not take over (and then serve) a volume a restore is still filling;
+    // the restore writer itself may displace anything (the controller checked first).
+    if (old && old !== s && old.role === 'restore' && s.role === 'node') {
+      throw new RewindError(
+        ErrorCodes.VOLUME_BUSY,
+        `volume "${s.volume}" is being filled by a VolumeRestore; the node can serve it once the restore completes (see the VolumeRestore's status)`,
+        { details: { volume: s.volume } },
+      );
+    }
     this.sessions.set(s.volume, s);
     if (old && old !== s) {
       logger.warn('append stream displaced by a newer one', { volume: s.volume, old: old.id, new: s.id });
@@ -60,6 +84,11 @@ export class WriterRegistry {
 
   connected(volume: string): boolean {
     return this.sessions.has(volume);
+  }
+
+  /** The connected writer's report, if a writer is connected. */
+  writerInfo(volume: string): WriterInfo | undefined {
+    return this.sessions.get(volume)?.writer;
   }
 
   /** End the volume's stream, if any (its token changed or the volume was deleted). */
@@ -147,6 +176,9 @@ export function appendHandler(deps: AppendDeps): (call: AppendCall) => void {
     let acked: Promise<void> = Promise.resolve();
     let inFlight = 0;
     let clientEnded = false;
+    /** A restore writer's first seq, and the last seq recorded in VolumeMeta.lastRestore. */
+    let restoreFrom: bigint | undefined;
+    let restoreNoted = 0n;
 
     const finish = (err?: unknown): void => {
       if (phase === 'done') return;
@@ -190,6 +222,12 @@ export function appendHandler(deps: AppendDeps): (call: AppendCall) => void {
         acked = acked
           .then(async () => {
             const durable = await appended;
+            // A restore's entries are recorded as such before they are acknowledged, so a
+            // node that starts later pulls them instead of taking them for its own lost tail.
+            if (session?.role === 'restore' && restoreFrom !== undefined && durable >= restoreFrom && durable > restoreNoted) {
+              await vol!.noteRestore(restoreFrom, durable);
+              restoreNoted = durable;
+            }
             if (phase === 'streaming') call.write({ msg: 'ack', ack: { durable_seq: durable.toString() } });
           })
           .catch((err: unknown) => finish(err))
@@ -215,9 +253,12 @@ export function appendHandler(deps: AppendDeps): (call: AppendCall) => void {
         void (async () => {
           try {
             vol = await openVolume(deps, hello);
+            const role = hello.restore_writer === true ? 'restore' : 'node';
             session = {
               id,
               volume: vol.name,
+              role,
+              writer: { role, ...(hello.durability ? { durability: hello.durability } : {}) },
               displace: (why) => finish(why ?? new RewindError(ErrorCodes.UNAVAILABLE, `a newer Append stream took over volume "${hello.volume}"`)),
               idle: () => acked,
             };
@@ -228,8 +269,9 @@ export function appendHandler(deps: AppendDeps): (call: AppendCall) => void {
               log.warn('shipper generation differs from the collector', { shipper: hello.generation, collector: vol.generation });
             }
             phase = 'streaming';
+            if (role === 'restore') restoreFrom = vol.durableSeq + 1n;
             log.info('append stream open', { durableSeq: vol.durableSeq, shipperBelieves: hello.last_durable_seq });
-            call.write({ msg: 'welcome', welcome: { durable_seq: vol.durableSeq.toString(), generation: vol.generation.toString() } });
+            call.write({ msg: 'welcome', welcome: { durable_seq: vol.durableSeq.toString(), generation: vol.generation.toString(), latest_time_ns: vol.latestTime.toString() } });
             call.resume();
             pump();
           } catch (err) {
@@ -238,8 +280,15 @@ export function appendHandler(deps: AppendDeps): (call: AppendCall) => void {
         })();
         return;
       }
+      if (req.msg === 'report' && req.report) {
+        if (session) {
+          const r = req.report;
+          Object.assign(session.writer, { latestSeq: BigInt(r.latest_seq), latestTimeNs: BigInt(r.latest_time_ns), spoolBytes: BigInt(r.spool_bytes), reportedAtMs: Date.now() });
+        }
+        return;
+      }
       if (req.msg !== 'batch' || !req.batch) {
-        finish(new RewindError(ErrorCodes.PROTOCOL, 'only Batch messages may follow Hello on an Append stream'));
+        finish(new RewindError(ErrorCodes.PROTOCOL, 'only Batch and Report messages may follow Hello on an Append stream'));
         return;
       }
       queue.push(req.batch);

@@ -2,7 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { ErrorCodes, RewindError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { authorizedVolume, checkVolumeName, tokenOf } from './auth.js';
-import type { WriterRegistry } from './append-handler.js';
+import type { WriterInfo, WriterRegistry } from './append-handler.js';
 import type {
   CreateMarkRequestMsg,
   DeleteMarkRequestMsg,
@@ -64,8 +64,10 @@ function serverStream<Req, Res>(fn: (req: Req, md: grpc.Metadata, write: (m: Res
 
 const markMsg = (volume: string, m: MarkInfo): MarkMsg => ({ volume, name: m.name, seq: m.seq.toString(), time_ns: m.time.toString(), id: m.id ?? '' });
 
-export async function statusMsg(vol: VolumePort, connected: boolean): Promise<VolumeStatusMsg> {
+/** The volume's status; with its writer's own report (detail.writer) while one is connected. */
+export async function statusMsg(vol: VolumePort, writer: WriterInfo | undefined): Promise<VolumeStatusMsg> {
   const s = await vol.status();
+  const detail = { ...(s.detail ?? {}), ...(writer ? { writer } : {}) };
   return {
     volume: s.name,
     size: s.size.toString(),
@@ -75,8 +77,8 @@ export async function statusMsg(vol: VolumePort, connected: boolean): Promise<Vo
     window_oldest_ns: s.windowOldest.toString(),
     window_newest_ns: s.windowNewest.toString(),
     journal_bytes: s.journalBytes.toString(),
-    writer_connected: connected,
-    detail_json: JSON.stringify(s.detail ?? {}, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)),
+    writer_connected: writer !== undefined,
+    detail_json: JSON.stringify(detail, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)),
   };
 }
 
@@ -105,7 +107,7 @@ export function queryHandlers(deps: QueryDeps): grpc.UntypedServiceImplementatio
 
     GetVolumeStatus: unary<GetVolumeStatusRequestMsg, VolumeStatusMsg>(async (req, md) => {
       const v = await vol(req.volume, req.token, md);
-      return statusMsg(v, deps.registry.connected(v.name));
+      return statusMsg(v, deps.registry.writerInfo(v.name));
     }),
 
     // Listing names and sizes needs no volume token: it is for the controller and the
@@ -115,7 +117,7 @@ export function queryHandlers(deps: QueryDeps): grpc.UntypedServiceImplementatio
       for (const name of await store.volumeNames()) {
         checkVolumeName(name);
         const v = await store.volume(name);
-        if (v) out.push(await statusMsg(v, deps.registry.connected(name)));
+        if (v) out.push(await statusMsg(v, deps.registry.writerInfo(name)));
       }
       return { volumes: out };
     }),

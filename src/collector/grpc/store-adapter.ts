@@ -15,6 +15,7 @@ function volumePort(v: VolumeStore): VolumePort {
     get name() { return v.name; },
     get size() { return v.size; },
     get durableSeq() { return v.durableSeq; },
+    get latestTime() { return v.latestTime; },
     get generation() { return BigInt(v.generation); },
     // A volume stored without a token accepts no shipper: tokens are never optional on the wire.
     checkToken: (token) => v.token !== undefined && v.token !== '' && tokensEqual(token, v.token),
@@ -26,6 +27,7 @@ function volumePort(v: VolumeStore): VolumePort {
     },
     deleteMark: (key) => v.deleteMark(key),
     setToken: (token) => v.setToken(token),
+    noteRestore: (from, to) => v.noteRestore(from, to),
     marks: () => v.marks(),
     resolve: (p) => v.resolve(toPoint(p)),
     restore: async (p, sink: RestoreSink, opts) => {
@@ -48,7 +50,7 @@ function volumePort(v: VolumeStore): VolumePort {
         windowOldest: s.window.earliest,
         windowNewest: s.window.latest,
         journalBytes: BigInt(s.journalBytes),
-        detail: { checkpointBytes: s.checkpointBytes, marks: s.marks, earliestSeq: s.window.earliestSeq, ...(s.resendingSinceSeq === undefined ? {} : { resendingSinceSeq: s.resendingSinceSeq }) },
+        detail: { checkpointBytes: s.checkpointBytes, marks: s.marks, earliestSeq: s.window.earliestSeq, ...(s.resendingSinceSeq === undefined ? {} : { resendingSinceSeq: s.resendingSinceSeq }), ...(s.lastRestore ? { lastRestore: s.lastRestore } : {}) },
       };
     },
   };

@@ -19,6 +19,8 @@ export interface VolumePort {
   readonly name: string;
   readonly size: bigint;
   readonly durableSeq: bigint;
+  /** Newest entry time the volume holds (a writer's times must be above it). */
+  readonly latestTime: bigint;
   readonly generation: bigint;
   /** True when `token` is this volume's token (the store keeps it with the volume). */
   checkToken(token: string): boolean;
@@ -33,6 +35,8 @@ export interface VolumePort {
   addMark(name: string, at?: PointSpec, opts?: { id?: string }): Promise<MarkInfo> | MarkInfo;
   /** True when a mark was deleted, false when none had that id / name. */
   deleteMark(key: { id: string } | { name: string }): Promise<boolean>;
+  /** Record durably that a restore writer wrote seqs fromSeq..toSeq (VolumeMeta.lastRestore). */
+  noteRestore(fromSeq: bigint, toSeq: bigint): Promise<void>;
   /** Replace the volume's token (rotation), durably. */
   setToken(token: string): Promise<void>;
   marks(): Promise<MarkInfo[]> | MarkInfo[];

@@ -23,7 +23,12 @@ export type Point = { time: bigint } | { mark: string } | { markId: string } | {
 /** `id`: the caller's key for the mark (CreateMark's id, e.g. a RestorePoint's UID). */
 export interface MarkInfo { name: string; seq: bigint; time: bigint; id?: string }
 /** `createdNs`: when the collector first heard of the volume (ns); absent in older stores. */
-export interface VolumeMeta { name: string; size: string; generation: number; token?: string; createdNs?: string }
+/**
+ * lastRestore: the seqs the newest VolumeRestore wrote into this volume (a restore
+ * writer's Append stream), so a node that shipped up to fromSeq − 1 knows the entries
+ * after it are a revert to pull, not writes of its own that a crash lost.
+ */
+export interface VolumeMeta { name: string; size: string; generation: number; token?: string; createdNs?: string; lastRestore?: { fromSeq: string; toSeq: string } }
 export interface VolumeOptions { segmentBytes?: number; retention?: RetentionPolicy; logger?: Logger; intervalNs?: bigint; bitmapBlockSize?: number }
 
 export function describePoint(p: Point): string {
@@ -145,6 +150,35 @@ export class VolumeStore {
       }
       this.meta = meta;
       this.tok = token;
+    });
+  }
+
+  /**
+   * The newest time this volume's journal holds (durable or still on its way to the
+   * disk): a writer's next entry must be later (the journal refuses times that go back).
+   */
+  get latestTime(): bigint {
+    const w = this.writer.lastTime;
+    const d = this.timeOfSeq(this.durableSeq);
+    return w > d ? w : d;
+  }
+
+  /** See VolumeMeta.lastRestore. */
+  get lastRestore(): { fromSeq: bigint; toSeq: bigint } | undefined {
+    const r = this.meta.lastRestore;
+    return r ? { fromSeq: BigInt(r.fromSeq), toSeq: BigInt(r.toSeq) } : undefined;
+  }
+
+  /** Record (durably) that seqs fromSeq..toSeq were written by a restore writer. */
+  noteRestore(fromSeq: bigint, toSeq: bigint): Promise<void> {
+    return this.serial.run(async () => {
+      const meta = { ...this.meta, lastRestore: { fromSeq: fromSeq.toString(), toSeq: toSeq.toString() } };
+      try {
+        await writeJsonAtomic(path.join(this.dir, 'volume.json'), meta);
+      } catch (err) {
+        throw fromSystemError(err, `volume ${this.name}: record the restore`);
+      }
+      this.meta = meta;
     });
   }
 
@@ -588,11 +622,12 @@ export class VolumeStore {
    * `resendingSinceSeq`: the node is resending the volume (resend-marks.ts); points from
    * there on are refused until it finishes.
    */
-  status(): { name: string; size: bigint; durableSeq: bigint; latestTime: bigint; journalBytes: number; checkpointBytes: number; window: ReturnType<VolumeStore['window']>; marks: number; generation: number; resendingSinceSeq?: bigint } {
+  status(): { name: string; size: bigint; durableSeq: bigint; latestTime: bigint; journalBytes: number; checkpointBytes: number; window: ReturnType<VolumeStore['window']>; marks: number; generation: number; resendingSinceSeq?: bigint; lastRestore?: { fromSeq: bigint; toSeq: bigint } } {
     const w = this.window();
     return { name: this.name, size: this.size, durableSeq: this.durableSeq, latestTime: w.latest, journalBytes: this.writer.bytes,
       checkpointBytes: this.ckpt.extents.reduce((a, e) => a + e[1], 0), window: w, marks: this.markBook.size, generation: this.gen,
-      ...(this.resendOpen === undefined ? {} : { resendingSinceSeq: this.resendOpen }) };
+      ...(this.resendOpen === undefined ? {} : { resendingSinceSeq: this.resendOpen }),
+      ...(this.lastRestore ? { lastRestore: this.lastRestore } : {}) };
   }
 
   /** Appends already made finish first (so nothing reopens the journal after it closed); later ones are refused. */
