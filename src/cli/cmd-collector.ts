@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { prepareRestoreDir } from '../collector/jobs/restore-path.js';
 import { loadTlsSecretDir } from '../collector/security.js';
 import { ErrorCodes, RewindError } from '../core/errors.js';
 import { createLogger } from '../core/logger.js';
@@ -13,6 +14,7 @@ export const collectorCommand: Command = {
   summary: 'Run a collector on its own: history store + gRPC service + HTTP API, for remote nodes',
   usage: `rewind collector --data DIR --grpc ADDR --http ADDR [--admin-token-file FILE]
                        (--tls-dir DIR | --allow-plaintext) [--retention DURATION]
+                       [--restore-dir DIR]
 
 --data              the store's directory (created if missing): volumes/NAME/ per volume
 --grpc              gRPC address for shippers, clients and the controller: HOST:PORT (port 0
@@ -27,6 +29,9 @@ export const collectorCommand: Command = {
                     ca.crt (then clients need a certificate it signed: mutual TLS)
 --allow-plaintext   serve gRPC without TLS (a trusted network or a unix socket)
 --retention         any-point-in-time window (default 24h); marks are kept 7 times as long
+--restore-dir       directory (created if missing) where restore jobs started over HTTP
+                    (POST /v1/volumes/NAME/restores, the timeline page at /ui/) write image
+                    files; a path outside it is refused. Without it, restore jobs are refused
 
 Prints one JSON line with the addresses ({"grpc": ADDR, "http": URL, ...}), then serves
 until SIGINT/SIGTERM and exits 0.`,
@@ -38,6 +43,7 @@ until SIGINT/SIGTERM and exits 0.`,
     'tls-dir': { type: 'string' },
     'allow-plaintext': { type: 'boolean' },
     retention: { type: 'string' },
+    'restore-dir': { type: 'string' },
   },
   async run(args, io) {
     const data = path.resolve(need(args, 'data', this.name));
@@ -51,6 +57,9 @@ until SIGINT/SIGTERM and exits 0.`,
     const adminFile = str(args, 'admin-token-file');
     const adminToken = adminFile !== undefined ? await readSecretFile(adminFile, '--admin-token-file') : undefined;
     const retentionNs = parseDuration(str(args, 'retention') ?? '24h');
+    // Checked (and created) before serving: a bad directory is a start-up error, not a failed job later.
+    const restoreDirArg = str(args, 'restore-dir');
+    const restoreDir = restoreDirArg !== undefined ? await prepareRestoreDir(path.resolve(restoreDirArg)) : undefined;
     const log = createLogger({ component: 'collector' });
 
     const collector = await startCollectorService({
@@ -63,12 +72,12 @@ until SIGINT/SIGTERM and exits 0.`,
     });
     let http;
     try {
-      http = await collector.startHttp({ listen: httpListen });
+      http = await collector.startHttp({ listen: httpListen, ...(restoreDir !== undefined ? { restoreDir } : {}) });
     } catch (err) {
       await collector.close();
       throw err;
     }
-    const endpoints = { grpc: collector.grpc.address, http: http.url, data, tls: tlsDir !== undefined, admin: adminToken !== undefined, pid: process.pid };
+    const endpoints = { grpc: collector.grpc.address, http: http.url, ui: `${http.url}/ui/`, data, ...(restoreDir !== undefined ? { restoreDir } : {}), tls: tlsDir !== undefined, admin: adminToken !== undefined, pid: process.pid };
     io.out(toJson(endpoints, false) + '\n');
     log.info('collector serving', { ...endpoints, volumes: collector.store.listVolumes().length });
 

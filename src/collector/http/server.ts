@@ -9,6 +9,7 @@ import type { MarkInfo, VolumeStore } from '../store/volume-store.js';
 import { errorHandler, jsonWithBigints } from './error-reply.js';
 import { startImageDownload } from './image-stream.js';
 import { parsePointParam } from './point-param.js';
+import { registerTimelineRoutes } from './timeline-routes.js';
 
 /** A node in this process that can put a mark into its spool (one-machine mode). */
 export interface LocalNodeHook {
@@ -26,6 +27,8 @@ export interface CollectorHttpOptions {
   logger?: Logger;
   /** How long a node-side mark may take to reach the collector (default 30 s). */
   markWaitMs?: number;
+  /** Where restore jobs (POST /v1/volumes/:v/restores) may write; without it they are refused. */
+  restoreDir?: string;
 }
 
 export interface CollectorHttp {
@@ -150,6 +153,7 @@ export async function startCollectorHttp(o: CollectorHttpOptions): Promise<Colle
     void reply.status(404).send(new RewindError(ErrorCodes.NOT_FOUND, `no route ${req.method} ${req.url.split('?')[0]}; see the API under /v1/volumes`).toJSON());
   });
   registerRoutes(app, o, log);
+  registerTimelineRoutes(app, o, log);
   const untrack = o.metrics ? trackCollectorStore(o.metrics, o.store) : undefined;
   let url: string;
   try {
