@@ -1,5 +1,6 @@
 import type { Logger } from '../core/logger.js';
-import { RecordFlag, RecordKind } from '../journal/record.js';
+import { readJournal } from '../journal/reader.js';
+import { RecordFlag, RecordKind, type JournalRecord } from '../journal/record.js';
 import type { Backend } from '../nbd/backend.js';
 import type { Spool } from './spool.js';
 
@@ -23,14 +24,7 @@ export async function redoSpool(spool: Spool, backing: Backend, log: Logger): Pr
     const recs = await spool.read(from, { maxBytes: REDO_BATCH_BYTES, maxRecords: 4096 });
     if (recs.length === 0) break;
     for (const r of recs) {
-      if (r.kind === RecordKind.Write && r.length > 0) {
-        await backing.pwrite(r.payload, r.offset, { fua: false });
-        bytes += r.length;
-      } else if (r.kind === RecordKind.Trim && r.length > 0) {
-        await backing.trim(r.offset, r.length, { fua: false });
-      } else if (r.kind === RecordKind.Zero && r.length > 0) {
-        await backing.zero(r.offset, r.length, { fua: false, noHole: (r.flags & RecordFlag.NoHole) !== 0 });
-      }
+      bytes += await applyRecord(r, backing);
       applied++;
     }
     from = recs[recs.length - 1]!.seq + 1n;
@@ -38,4 +32,32 @@ export async function redoSpool(spool: Spool, backing: Backend, log: Logger): Pr
   await backing.flush();
   log.info('redo done', { entries: applied, bytes });
   return applied;
+}
+
+/**
+ * The same for a journal directory the spool is about to set aside (spool.ts open: the
+ * journal ends before the acked seq, which a power cut leaves on a spool written before
+ * acks waited for the journal's fdatasync). Its entries may include FLUSHed writes the
+ * backing file lost, and once it is set aside nothing could bring them back.
+ */
+export async function redoJournalDir(dir: string, backing: Backend, log: Logger): Promise<number> {
+  let applied = 0;
+  let bytes = 0;
+  for await (const r of readJournal(dir)) {
+    bytes += await applyRecord(r, backing);
+    applied++;
+  }
+  await backing.flush();
+  log.info('redo of a journal set aside done', { dir, entries: applied, bytes });
+  return applied;
+}
+
+async function applyRecord(r: JournalRecord, backing: Backend): Promise<number> {
+  if (r.kind === RecordKind.Write && r.length > 0) {
+    await backing.pwrite(r.payload, r.offset, { fua: false });
+    return r.length;
+  }
+  if (r.kind === RecordKind.Trim && r.length > 0) await backing.trim(r.offset, r.length, { fua: false });
+  else if (r.kind === RecordKind.Zero && r.length > 0) await backing.zero(r.offset, r.length, { fua: false, noHole: (r.flags & RecordFlag.NoHole) !== 0 });
+  return 0;
 }

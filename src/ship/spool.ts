@@ -31,6 +31,12 @@ export interface SpoolOptions {
    */
   beforeFree?: () => Promise<void>;
   /**
+   * Runs before open sets aside a journal that ends before the acked seq (see open), with
+   * that journal's directory. When the spool is the volume's write-ahead log, this redoes
+   * it onto the backing volume: it may hold FLUSHed writes the backing file lost.
+   */
+  beforeSetAside?: (journalDir: string) => Promise<void>;
+  /**
    * Bytes of recent entries kept in memory for the shipper (default 32 MiB). 0 when
    * nothing ships (`rewind serve` alone): the entries would only be garbage the GC must
    * trace: at 4 KiB QD16 they outlived young-generation collections and cost a full
@@ -119,8 +125,11 @@ export class Spool extends EventEmitter {
       // The collector holds entries this journal no longer has (they were shipped before
       // they were durable here, then a crash lost them). Everything local is acked, so set
       // the journal aside and continue after the acked seq; the volume may not match what
-      // the collector has for those entries, so a full resync is required.
+      // the collector has for those entries, so a full resync is required. Acks are only
+      // persisted up to the journal's durable end (ack below), so this is a spool written
+      // before that rule: its journal may hold FLUSHed writes, redone first (beforeSetAside).
       await writer.close();
+      await opts.beforeSetAside?.(jdir);
       const aside = `${jdir}.behind-${Date.now()}.bak`;
       await fsp.rename(jdir, aside);
       log.error('spool journal is behind the collector; set aside, full resync required', { lastSeq: writer.lastSeq, ackedSeq: side.ackedSeq, aside });
@@ -394,8 +403,17 @@ export class Spool extends EventEmitter {
     }
     this._ackedSeq = seq;
     this.cache.dropThrough(seq);
-    this.side.ackedSeq = seq;
-    await this.side.saveState();
+    // Persisted only as far as the journal is durable: entries are shipped once written,
+    // before their fdatasync, so an ack can pass the journal's durable end. Recorded past
+    // it, a power cut would leave a journal ending before the acked seq: open would set it
+    // aside, FLUSHed entries in it included, and nothing would redo them onto the backing
+    // file. Recorded at the durable end, open keeps the journal, the node redoes it, and
+    // the shipper finds the collector ahead (rebase + full resync), which resends the rest.
+    const persist = seq < this.writer.durableSeq ? seq : this.writer.durableSeq;
+    if (persist > this.side.ackedSeq) {
+      this.side.ackedSeq = persist;
+      await this.side.saveState();
+    }
     if (this.closed) return;
     if (this.writer.canRemoveBelow(seq + 1n)) {
       // One free at a time: acks arrive faster than a backing sync completes.
@@ -464,6 +482,8 @@ export class Spool extends EventEmitter {
     for (const w of this.recordWaiters.splice(0)) w.resolve();
     await this.freeing;
     await this.writer.close();
+    // Everything is durable now (close syncs): the whole ack can be recorded.
+    if (this._ackedSeq > this.side.ackedSeq) this.side.ackedSeq = this._ackedSeq;
     await this.side.saveBitmapIfChanged();
     await this.side.saveState();
   }
