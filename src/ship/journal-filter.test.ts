@@ -174,6 +174,55 @@ describe('journalFilter', () => {
     expect(backend.flushes).toBe(2);
   });
 
+  it('wal: a FLUSH that arrives while another FLUSH syncs the backing volume waits for that sync too (multi-conn)', async () => {
+    const backend = memoryBackend(1 << 16);
+    // The backing fdatasync takes a while: the second FLUSH arrives during it.
+    let finish!: () => void;
+    backend.flush = () => {
+      backend.flushes++;
+      return new Promise<void>((r) => (finish = r));
+    };
+    let full = true;
+    const base = memorySpool();
+    const spool: SpoolPort = { get lastSeq() { return base.lastSeq; }, sync: () => base.sync(), append: (e) => (full ? Promise.resolve(null) : base.append(e)) };
+    const b = await journalFilter({ spool, wal: true })(backend);
+    // Acknowledged while the spool is full: only the backing volume holds it.
+    await b.pwrite(Buffer.alloc(10, 1), 0n, { fua: false });
+    full = false;
+    const done: string[] = [];
+    const first = b.flush().then(() => done.push('first'));
+    await new Promise((r) => setImmediate(r));
+    const second = b.flush().then(() => done.push('second'));
+    await new Promise((r) => setTimeout(r, 20));
+    // Neither may report the write durable before the backing volume's sync ends.
+    expect(done).toEqual([]);
+    finish();
+    await Promise.all([first, second]);
+    expect(done.sort()).toEqual(['first', 'second']);
+    expect(backend.flushes).toBe(1);
+  });
+
+  it('wal: when the shared backing sync fails, every FLUSH waiting on it fails and the next one syncs the backing volume again', async () => {
+    const backend = memoryBackend(1 << 16);
+    let fail!: (e: Error) => void;
+    const inner = backend.flush.bind(backend);
+    let failing = true;
+    backend.flush = () => (failing ? (backend.flushes++, new Promise<void>((_, j) => (fail = j))) : inner());
+    const base = memorySpool();
+    const spool: SpoolPort = { get lastSeq() { return base.lastSeq; }, sync: () => base.sync(), append: () => Promise.resolve(null) };
+    const b = await journalFilter({ spool, wal: true })(backend);
+    await b.pwrite(Buffer.alloc(10, 1), 0n, { fua: false });
+    const first = b.flush();
+    await new Promise((r) => setImmediate(r));
+    const second = b.flush();
+    fail(new Error('EIO from fdatasync'));
+    await expect(first).rejects.toThrow('EIO from fdatasync');
+    await expect(second).rejects.toThrow('EIO from fdatasync');
+    failing = false;
+    await b.flush();
+    expect(backend.flushes).toBe(2);
+  });
+
   it('in flush-sync mode waits for the collector at FLUSH and FUA but not on plain writes', async () => {
     const waited: bigint[] = [];
     const spool = memorySpool();

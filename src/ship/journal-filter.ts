@@ -127,6 +127,29 @@ export function journalFilter(opts: JournalFilterOptions): Filter {
   return (next: Backend): Backend => {
     /** A write went to the backing volume only since its last sync (wal mode). */
     let unjournaled = false;
+    /**
+     * The backing sync in flight, shared: with multi-conn a FLUSH can arrive while another
+     * one's backing sync runs. Its unjournaled writes may have been acknowledged before the
+     * second FLUSH, which must not return before that sync ends, even though the first one
+     * already cleared `unjournaled`.
+     */
+    let backingSync: Promise<void> | undefined;
+    const syncBacking = (): Promise<void> => {
+      unjournaled = false;
+      const p: Promise<void> = next.flush().then(
+        () => {
+          if (backingSync === p) backingSync = undefined;
+        },
+        (err: unknown) => {
+          if (backingSync === p) backingSync = undefined;
+          // Not known durable: the next FLUSH syncs the backing volume again.
+          if (opts.wal) unjournaled = true;
+          throw err;
+        },
+      );
+      backingSync = p;
+      return p;
+    };
     // In wal mode the backing write of a FUA request need not be durable itself.
     const backingOpts = <T extends { fua: boolean }>(o: T): T => (opts.wal && o.fua ? { ...o, fua: false } : o);
     /**
@@ -246,14 +269,11 @@ export function journalFilter(opts: JournalFilterOptions): Filter {
       async flush() {
         // Everything acknowledged before this FLUSH was appended before we read lastSeq.
         const upTo = spool.lastSeq;
-        const backingToo = !opts.wal || unjournaled;
-        unjournaled = false;
-        try {
-          await Promise.all([spool.sync(), backingToo ? next.flush() : undefined]);
-        } catch (err) {
-          if (opts.wal && backingToo) unjournaled = true;
-          throw err;
-        }
+        // A new backing sync when a write since the last one missed the spool (or always,
+        // without wal); else the one in flight, which may cover such a write acknowledged
+        // before this FLUSH.
+        const backing = !opts.wal || unjournaled ? syncBacking() : backingSync;
+        await Promise.all([spool.sync(), backing]);
         if (mode !== 'async' && upTo > 0n) await opts.waitRemote!(upTo);
       },
 
