@@ -175,6 +175,24 @@ spec: {volume: data, source: {at: "${(await getJson(cp, 'rwrp/mid', NS)).status.
       await stack.api.restoreToFile(target.status.collectorVolume, Buffer.from(tsecret.data.token, 'base64').toString(), { now: true }, out);
       expect(await sha256File(out), `${vrName} equals the image taken then`).toBe(sha);
     }
+    // The restored PVC as a workload meets it: the node side starts on a new, empty device
+    // and fills it from the collector before it serves the first byte over NBD.
+    const target = await getJson(cp, 'rwpv/data-before', NS);
+    const tsecret = await getJson(cp, `secret/${target.status.tokenSecretName}`, NS);
+    const tdir = path.join(dir, 'node-data-before');
+    fs.mkdirSync(tdir);
+    fs.writeFileSync(path.join(tdir, 'token'), Buffer.from(tsecret.data.token, 'base64'), { mode: 0o600 });
+    const restoredNode = await startRewind([
+      'serve', '--backing', path.join(tdir, 'vol.img'), '--size', String(SIZE), '--spool', path.join(tdir, 'spool'), '--listen', '127.0.0.1:0',
+      '--collector', stack.collectorAddress, '--collector-plaintext', '--volume', target.status.collectorVolume, '--token-file', path.join(tdir, 'token'), '--durability', 'flush-sync',
+    ]);
+    try {
+      const seen = path.join(tdir, 'seen.img');
+      await peer('nbdcopy', [restoredNode.info.nbd!, seen]);
+      expect(await sha256File(seen), 'the restored PVC read over NBD').toBe(shas.before);
+    } finally {
+      await restoredNode.stop();
+    }
   });
 
   it('kubectl rewind status / points / restore --wait work through the real kubectl', async () => {
@@ -255,6 +273,16 @@ spec: {volume: data, source: {restorePoint: before}, target: {inPlace: true}}
     const pre = path.join(dir, 'pre-revert.img');
     await stack.api.restoreToFile(volume, token, { seq: before.durableSeq }, pre);
     expect(await sha256File(pre)).toBe(shas.after);
+    // The node attaches the volume again: it pulls the revert before serving, rather than
+    // shipping its own (pre-revert) device over it.
+    const uri = await startNode();
+    const seen = path.join(dir, 'seen-after-revert.img');
+    await peer('nbdcopy', [uri, seen]);
+    expect(await sha256File(seen), 'the reverted volume read over NBD').toBe(shas.before);
+    await eventually('the collector to stay reverted', 10_000, async () => ((await stack.api.status(volume, token)).writerConnected ? true : undefined));
+    const now = path.join(dir, 'reverted-now.img');
+    await stack.api.restoreToFile(volume, token, { now: true }, now);
+    expect(await sha256File(now)).toBe(shas.before);
   });
 
   it('shows every printer column filled for each kind', async () => {
