@@ -27,6 +27,8 @@ COPY --from=build --chown=root:root /src/node_modules ./node_modules
 COPY --from=build --chown=root:root /src/dist ./dist
 COPY --chown=root:root package.json ./
 COPY --chown=root:root proto ./proto
+# The collector's timeline page (/ui/): static files tsc does not copy into dist/.
+COPY --chown=root:root src/collector/ui ./src/collector/ui
 COPY --chown=root:root bin ./bin
 # Files belong to root and are not writable by the runtime user: the code cannot be changed
 # by the process running it, read-only root filesystem or not.

@@ -266,7 +266,10 @@
     state.marks.forEach((m, k) => {
       const x = px(nsToSec(m.time));
       ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, top + height); ctx.stroke();
-      ctx.fillText(m.name, x + 4 * dpr, top + (14 + (k % 3) * 14) * dpr);
+      // Names near the right edge go to the left of their line, so none is cut off.
+      const tw = ctx.measureText(m.name).width;
+      const tx = x + 4 * dpr + tw > left + width ? x - 4 * dpr - tw : x + 4 * dpr;
+      ctx.fillText(m.name, tx, top + (14 + (k % 3) * 14) * dpr);
     });
     ctx.setLineDash([]);
     // The picked instant.
