@@ -29,6 +29,8 @@ export const ErrorCodes = {
   CLOSED: 'REWIND_ERR_CLOSED',
   /** Another writer (a VolumeRestore filling the volume) holds it; wait for it to finish. */
   VOLUME_BUSY: 'REWIND_ERR_VOLUME_BUSY',
+  /** A collector bound on Append streams (in total or for one volume) is reached; retry later. */
+  TOO_MANY_STREAMS: 'REWIND_ERR_TOO_MANY_STREAMS',
   TIMEOUT: 'REWIND_ERR_TIMEOUT',
   INTERNAL: 'REWIND_ERR_INTERNAL',
 } as const;

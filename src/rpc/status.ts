@@ -11,6 +11,7 @@ const TO_GRPC: Partial<Record<ErrorCode, grpc.status>> = {
   [ErrorCodes.ALREADY_EXISTS]: grpc.status.ALREADY_EXISTS,
   [ErrorCodes.NO_SPACE]: grpc.status.RESOURCE_EXHAUSTED,
   [ErrorCodes.SPOOL_FULL]: grpc.status.RESOURCE_EXHAUSTED,
+  [ErrorCodes.TOO_MANY_STREAMS]: grpc.status.RESOURCE_EXHAUSTED,
   [ErrorCodes.READ_ONLY]: grpc.status.FAILED_PRECONDITION,
   [ErrorCodes.UNSUPPORTED]: grpc.status.UNIMPLEMENTED,
   [ErrorCodes.PROTOCOL]: grpc.status.INVALID_ARGUMENT,

@@ -3,20 +3,28 @@ import { ErrorCodes, RewindError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { encodeHeader, type JournalRecord, type RecordKind } from '../../journal/record.js';
 import { checkVolumeName, unauthenticated } from './auth.js';
+import { AppendAdmission, batchBytes } from './append-limits.js';
 import type { AppendRequestMsg, AppendResponseMsg, BatchMsg, EntryMsg, HelloMsg } from '../../rpc/messages.js';
 import { toStatus } from '../../rpc/status.js';
 import type { StorePort, VolumePort } from './store-port.js';
 
-/**
- * Batches received but not yet written, per stream. Past this we stop reading the
- * stream, so HTTP/2 flow control pushes back on the shipper instead of us buffering.
- * While two groups are with the store the next one gathers here (the shipper keeps 16 MiB
- * in flight), so memory stays bounded at about this many batches plus those two groups.
- */
-export const APPEND_WINDOW_BATCHES = 8;
-
 /** Groups handed to the store at once (see pump). */
 const APPENDS_IN_FLIGHT = 2;
+
+/** A stream that has not said Hello by then gives its slot back (append-limits.ts). */
+export const HELLO_TIMEOUT_MS = 30_000;
+
+/**
+ * grpc-js hands a server stream's messages to a Readable with the default object-mode
+ * highWaterMark of 16, so a paused stream still took 16 more messages (up to 80 MiB each)
+ * off the wire. One read ahead keeps the pipeline going; HTTP/2 flow control holds the
+ * rest at the shipper. Internal to Node's streams: where the field is missing this is a
+ * no-op and the bound is 16 messages looser.
+ */
+function readAheadOne(call: AppendCall): void {
+  const rs = (call as unknown as { _readableState?: { highWaterMark?: unknown } })._readableState;
+  if (rs && typeof rs.highWaterMark === 'number') rs.highWaterMark = 1;
+}
 
 type AppendCall = grpc.ServerDuplexStream<AppendRequestMsg, AppendResponseMsg>;
 
@@ -107,6 +115,8 @@ export interface AppendDeps {
   logger: Logger;
   /** Create unknown volumes on first Hello (default true). */
   createVolumes: boolean;
+  /** Bounds on streams and the bytes they hold, shared by all streams of the server. */
+  admission: AppendAdmission;
 }
 
 /** Entry message → journal record, refusing it if the CRC the shipper computed disagrees. */
@@ -165,6 +175,7 @@ async function openVolume(deps: AppendDeps, hello: HelloMsg): Promise<VolumePort
 }
 
 export function appendHandler(deps: AppendDeps): (call: AppendCall) => void {
+  const admission = deps.admission;
   return (call) => {
     const id = deps.registry.newId();
     let log = deps.logger.child({ stream: id });
@@ -172,6 +183,14 @@ export function appendHandler(deps: AppendDeps): (call: AppendCall) => void {
     let vol: VolumePort | undefined;
     let session: Session | undefined;
     const queue: BatchMsg[] = [];
+    /** Bytes of batches received and not yet appended (queued or with the store). */
+    let heldBytes = 0;
+    let queuedBytes = 0;
+    let cancelRoomWait: (() => void) | undefined;
+    /** The volume this stream counts against (admission.admitVolume), once its Hello came. */
+    let countedVolume: string | undefined;
+    let slotFreed = false;
+    let helloTimer: NodeJS.Timeout | undefined;
     /** Settles once every append handed to the store so far is acknowledged or failed. */
     let acked: Promise<void> = Promise.resolve();
     let inFlight = 0;
@@ -180,10 +199,29 @@ export function appendHandler(deps: AppendDeps): (call: AppendCall) => void {
     let restoreFrom: bigint | undefined;
     let restoreNoted = 0n;
 
+    /**
+     * The stream's slot and its volume's share are given back once it has ended and the
+     * store has finished what it was handed: until then that memory is still held.
+     */
+    const freeSlot = (): void => {
+      clearTimeout(helloTimer);
+      cancelRoomWait?.();
+      admission.sub(queuedBytes);
+      heldBytes -= queuedBytes;
+      queuedBytes = 0;
+      queue.length = 0;
+      void acked.finally(() => {
+        if (slotFreed) return;
+        slotFreed = true;
+        admission.endStream();
+        if (countedVolume !== undefined) admission.endVolume(countedVolume);
+      });
+    };
+
     const finish = (err?: unknown): void => {
       if (phase === 'done') return;
       phase = 'done';
-      queue.length = 0;
+      freeSlot();
       if (session) deps.registry.release(session);
       if (err === undefined) {
         call.end();
@@ -202,7 +240,8 @@ export function appendHandler(deps: AppendDeps): (call: AppendCall) => void {
     const pump = (): void => {
       while (phase === 'streaming' && queue.length > 0 && inFlight < APPENDS_IN_FLIGHT) {
         const group = queue.splice(0, queue.length);
-        if (call.isPaused()) call.resume();
+        const groupBytes = queuedBytes;
+        queuedBytes = 0;
         let appended: Promise<bigint>;
         try {
           const floor = vol!.durableSeq;
@@ -233,11 +272,49 @@ export function appendHandler(deps: AppendDeps): (call: AppendCall) => void {
           .catch((err: unknown) => finish(err))
           .finally(() => {
             inFlight--;
+            heldBytes -= groupBytes;
+            admission.sub(groupBytes);
+            flow();
             pump();
           });
       }
       if (phase === 'streaming' && clientEnded && queue.length === 0 && inFlight === 0) finish();
     };
+
+    /**
+     * Read on while this stream and all of them hold less than their bounds; otherwise
+     * pause (HTTP/2 flow control then holds the shipper) until an append settles here or,
+     * for the total, anywhere.
+     */
+    const flow = (): void => {
+      if (phase !== 'streaming') return;
+      const overStream = heldBytes >= admission.limits.streamBytes;
+      if (!overStream && !admission.overTotal) {
+        if (call.isPaused()) call.resume();
+        return;
+      }
+      if (!call.isPaused()) call.pause();
+      if (!overStream && !cancelRoomWait) {
+        cancelRoomWait = admission.onRoom(() => {
+          cancelRoomWait = undefined;
+          flow();
+        });
+      }
+    };
+
+    const refused = admission.admitStream();
+    if (refused) {
+      phase = 'done';
+      slotFreed = true;
+      log.warn('append stream refused', { message: refused.message });
+      call.emit('error', toStatus(refused));
+      return;
+    }
+    readAheadOne(call);
+    helloTimer = setTimeout(() => {
+      if (phase === 'hello') finish(new RewindError(ErrorCodes.PROTOCOL, `no Hello within ${HELLO_TIMEOUT_MS / 1000} s of opening the Append stream; a shipper sends it first`));
+    }, HELLO_TIMEOUT_MS);
+    helloTimer.unref?.();
 
     call.on('data', (req: AppendRequestMsg) => {
       if (phase === 'done') return;
@@ -248,8 +325,15 @@ export function appendHandler(deps: AppendDeps): (call: AppendCall) => void {
         }
         phase = 'opening';
         call.pause();
+        clearTimeout(helloTimer);
         const hello = req.hello;
         log = log.child({ volume: hello.volume });
+        const busy = admission.admitVolume(hello.volume);
+        if (busy) {
+          finish(busy);
+          return;
+        }
+        countedVolume = hello.volume;
         void (async () => {
           try {
             vol = await openVolume(deps, hello);
@@ -272,7 +356,7 @@ export function appendHandler(deps: AppendDeps): (call: AppendCall) => void {
             if (role === 'restore') restoreFrom = vol.durableSeq + 1n;
             log.info('append stream open', { durableSeq: vol.durableSeq, shipperBelieves: hello.last_durable_seq });
             call.write({ msg: 'welcome', welcome: { durable_seq: vol.durableSeq.toString(), generation: vol.generation.toString(), latest_time_ns: vol.latestTime.toString() } });
-            call.resume();
+            flow();
             pump();
           } catch (err) {
             finish(err);
@@ -291,8 +375,12 @@ export function appendHandler(deps: AppendDeps): (call: AppendCall) => void {
         finish(new RewindError(ErrorCodes.PROTOCOL, 'only Batch and Report messages may follow Hello on an Append stream'));
         return;
       }
+      const bytes = batchBytes(req.batch);
       queue.push(req.batch);
-      if (queue.length >= APPEND_WINDOW_BATCHES) call.pause();
+      queuedBytes += bytes;
+      heldBytes += bytes;
+      admission.add(bytes);
+      flow();
       pump();
     });
     call.on('end', () => {
@@ -301,11 +389,15 @@ export function appendHandler(deps: AppendDeps): (call: AppendCall) => void {
       else if (phase === 'hello') finish();
     });
     call.on('cancelled', () => {
+      if (phase !== 'done') freeSlot();
       phase = 'done';
-      queue.length = 0;
       if (session) deps.registry.release(session);
     });
     call.on('error', () => {
+      if (phase !== 'done') {
+        phase = 'done';
+        freeSlot();
+      }
       if (session) deps.registry.release(session);
     });
   };

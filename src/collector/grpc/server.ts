@@ -5,6 +5,7 @@ import { silentLogger, type Logger } from '../../core/logger.js';
 import { serverCredentials, type ServerTls } from '../security.js';
 import { adminHandlers } from './admin-handlers.js';
 import { appendHandler, WriterRegistry } from './append-handler.js';
+import { AppendAdmission, type AppendLimits } from './append-limits.js';
 import { csiSnapshotMetadataHandlers } from './csi-snapshot-metadata.js';
 import { loadProtos } from '../../rpc/proto.js';
 import { queryHandlers } from './query-handlers.js';
@@ -64,6 +65,8 @@ export interface CollectorGrpcOptions {
   adminToken?: string;
   /** Create an unknown volume on its first Hello (default: true without an admin token). */
   createVolumes?: boolean;
+  /** Bounds on Append streams and the bytes they hold (append-limits.ts; defaults there). */
+  appendLimits?: Partial<AppendLimits>;
   logger?: Logger;
 }
 
@@ -73,6 +76,8 @@ export interface CollectorGrpcServer {
   port: number | undefined;
   /** Whether a shipper currently streams to `volume`. */
   writerConnected(volume: string): boolean;
+  /** Append streams open and the batch bytes they hold now and at most (tests, metrics). */
+  appendMemory(): { streams: number; held: number; peak: number };
   close(): Promise<void>;
 }
 
@@ -85,10 +90,11 @@ export async function startCollectorGrpc(opts: CollectorGrpcOptions): Promise<Co
   const store = opts.store instanceof CollectorStore ? storePort(opts.store) : opts.store;
   const { collector, snapshotMetadata } = loadProtos();
   const registry = new WriterRegistry();
+  const admission = new AppendAdmission(opts.appendLimits);
   const server = new grpc.Server(SERVER_CHANNEL_OPTIONS);
   widenReceiveWindows(server);
   server.addService(collector.service, {
-    Append: appendHandler({ store, registry, logger, createVolumes: opts.createVolumes ?? opts.adminToken === undefined }),
+    Append: appendHandler({ store, registry, logger, admission, createVolumes: opts.createVolumes ?? opts.adminToken === undefined }),
     ...queryHandlers({ store, registry, logger }),
     ...adminHandlers({ store, registry, logger, adminToken: opts.adminToken }),
   });
@@ -109,6 +115,7 @@ export async function startCollectorGrpc(opts: CollectorGrpcOptions): Promise<Co
     address,
     port: 'path' in opts.listen ? undefined : port,
     writerConnected: (v) => registry.connected(v),
+    appendMemory: () => ({ streams: admission.streams, held: admission.held, peak: admission.peak }),
     async close() {
       if (closed) return;
       closed = true;
