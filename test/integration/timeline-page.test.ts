@@ -50,6 +50,24 @@ async function qemuWrite(pattern: number, offset: number, length: number): Promi
   await peer('qemu-io', ['-f', 'raw', '-c', `write -P 0x${pattern.toString(16)} ${offset} ${length}`, serve.info.nbd!]);
 }
 
+/**
+ * Count a canvas's painted pixels (alpha > 0) and those near `rgb`, in the page. Passed as
+ * source text: this file is compiled without the DOM's types.
+ */
+async function canvasPixels(selector: string, rgb: [number, number, number] = [0, 0, 0]): Promise<{ painted: number; matching: number; total: number }> {
+  return page.evaluate(`(() => {
+    const c = document.querySelector(${JSON.stringify(selector)});
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    const [r, g, b] = ${JSON.stringify(rgb)};
+    let painted = 0, matching = 0;
+    for (let i = 0; i < d.length; i += 4) {
+      if (d[i + 3] > 0) painted++;
+      if (Math.abs(d[i] - r) < 24 && Math.abs(d[i + 1] - g) < 24 && Math.abs(d[i + 2] - b) < 24 && d[i + 3] > 200) matching++;
+    }
+    return { painted, matching, total: d.length / 4 };
+  })()`);
+}
+
 describe('the timeline page in a real browser, against a collector with real history', () => {
   beforeAll(async () => {
     if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install the Debian package chromium (scripts/setup.sh does)`);
@@ -103,19 +121,9 @@ describe('the timeline page in a real browser, against a collector with real his
     expect(await page.inputValue('#volume')).toBe('data');
     expect(await page.textContent('#f-marks')).toBe('2');
     // Canvas pixels: something is drawn, and the marks' colour is among it.
-    const pixels = await page.evaluate(() => {
-      const c = document.querySelector('#chart canvas') as HTMLCanvasElement;
-      const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
-      let painted = 0;
-      let mark = 0;
-      for (let i = 0; i < d.length; i += 4) {
-        if (d[i + 3]! > 0) painted++;
-        if (Math.abs(d[i]! - 0x7c) < 24 && Math.abs(d[i + 1]! - 0x3a) < 24 && Math.abs(d[i + 2]! - 0xed) < 24 && d[i + 3]! > 200) mark++;
-      }
-      return { painted, mark, total: d.length / 4 };
-    });
+    const pixels = await canvasPixels('#chart canvas', [0x7c, 0x3a, 0xed]);
     expect(pixels.painted).toBeGreaterThan(pixels.total * 0.01);
-    expect(pixels.mark).toBeGreaterThan(50);
+    expect(pixels.matching).toBeGreaterThan(50);
     await page.screenshot({ path: path.join(OUT, '1-timeline.png'), fullPage: true });
   });
 
@@ -158,13 +166,8 @@ describe('the timeline page in a real browser, against a collector with real his
     expect(await page.getAttribute('#diff-summary', 'data-changed-bytes')).toBe(api.body.changedBytes);
     expect(await page.getAttribute('#diff-summary', 'data-extents')).toBe(String(api.body.extents.length));
     expect(await page.textContent('#diff-summary')).toContain('1.5 MiB changed');
-    const painted = await page.evaluate(() => {
-      const c = document.querySelector('#diff-map') as HTMLCanvasElement;
-      const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
-      let n = 0;
-      for (let i = 3; i < d.length; i += 4) if (d[i]! > 0) n++;
-      return n / (c.width * c.height);
-    });
+    const map = await canvasPixels('#diff-map');
+    const painted = map.painted / map.total;
     // 1.5 MiB of 4 MiB: about 37 % of the map.
     expect(painted).toBeGreaterThan(0.3);
     expect(painted).toBeLessThan(0.45);
