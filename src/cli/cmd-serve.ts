@@ -3,6 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { ErrorCodes, RewindError } from '../core/errors.js';
 import { createLogger } from '../core/logger.js';
 import { parseDuration, parseSize } from '../core/time-parse.js';
+import { createRewindMetrics } from '../metrics/index.js';
+import { instrumentNodeVolume } from '../metrics/node-metrics.js';
 import { ExportRegistry } from '../nbd/export-registry.js';
 import { nbdMemory } from '../nbd/memory-budget.js';
 import { createNbdServer } from '../nbd/server.js';
@@ -31,7 +33,8 @@ export const serveCommand: Command = {
 --spool-max    bytes the spool may hold before the full policy applies (default 8G)
 --full-policy  block: writers wait for space; dirty-bitmap: stop journaling, remember the
                changed extents in a persisted bitmap and resend them later (default block)
---http         also serve the control API (POST /v1/marks, GET /v1/status, /healthz) at HOST:PORT
+--http         also serve the control API (POST /v1/marks, GET /v1/status, /healthz) and the
+               node's Prometheus /metrics (docs/metrics.md) at HOST:PORT
 --nbd-memory   memory all NBD connections together may hold for requests (READ replies not
                yet sent, WRITE payloads not yet written; default 256M, at least 32M+64K).
                Past it requests wait: the clients are slowed, never refused
@@ -88,25 +91,28 @@ next start replays the spool onto the backing file before serving.`,
     }
     const remote = await collectorOptions(args, this.name);
     const log = createLogger({ component: 'serve' });
+    const spoolMaxBytes = Number(parseSize(str(args, 'spool-max') ?? '8G'));
     const vol = await openNodeVolume({
       name: remote?.volume ?? (exportName || 'default'),
       backingPath,
       ...(size !== undefined ? { size } : {}),
       spoolDir,
-      spoolMaxBytes: Number(parseSize(str(args, 'spool-max') ?? '8G')),
+      spoolMaxBytes,
       fullPolicy,
       mode: remote?.mode ?? 'async',
       ...(remote ? { collector: remote.collector, connectTimeoutMs: remote.connectTimeoutMs } : {}),
       logger: log,
     });
-    const exported = vol.backend;
+    const metrics = createRewindMetrics({ sides: ['node'] });
+    const node = instrumentNodeVolume(metrics, vol.name, vol, { spoolMaxBytes });
+    const exported = node.backend;
     const registry = new ExportRegistry().add(exportName, exported, { description: `rewind journaled volume ${path.basename(backingPath)}` });
     if (str(args, 'nbd-memory') !== undefined) nbdMemory.setLimit(Number(parseSize(str(args, 'nbd-memory')!)));
     const server = createNbdServer({ exports: registry, logger: log.child({ component: 'nbd' }) });
     if ('path' in listen) await removeStaleSocket(listen.path);
     const bound = await server.listen('path' in listen ? { path: listen.path } : listen);
     const nbdAddr: ListenAddress = typeof bound === 'string' ? { path: bound } : { host: listen && 'host' in listen ? listen.host : '127.0.0.1', port: (bound as AddressInfo).port };
-    const http = str(args, 'http') !== undefined ? await startControlHttp(parseListen(str(args, 'http')!), vol) : undefined;
+    const http = str(args, 'http') !== undefined ? await startControlHttp(parseListen(str(args, 'http')!), vol, metrics) : undefined;
 
     io.out(toJson({ nbd: formatNbdUri(nbdAddr, exportName), ...(http ? { http: http.url } : {}), ...(remote ? { collector: remote.collector.target.address, volume: remote.volume, durability: remote.mode } : {}) }, false) + '\n');
     log.info('serving', { backing: backingPath, size: vol.size, spool: spoolDir, ...(remote ? { collector: remote.collector.target.address, volume: remote.volume, durability: remote.mode } : {}) });
@@ -116,6 +122,7 @@ next start replays the spool onto the backing file before serving.`,
     await http?.close();
     await server.close();
     await vol.close();
+    node.stop();
     return 0;
   },
 };

@@ -5,7 +5,8 @@ import type { AddressInfo } from 'node:net';
 import { ErrorCodes, RewindError } from '../core/errors.js';
 import { createLogger } from '../core/logger.js';
 import { parseDuration, parseSize } from '../core/time-parse.js';
-import { trackNode } from '../metrics/observe.js';
+import { createRewindMetrics } from '../metrics/index.js';
+import { instrumentNodeVolume } from '../metrics/node-metrics.js';
 import { ExportRegistry } from '../nbd/export-registry.js';
 import { nbdMemory } from '../nbd/memory-budget.js';
 import { createNbdServer } from '../nbd/server.js';
@@ -75,7 +76,10 @@ Then: rewind mark NAME · rewind restore --at TIME --out FILE · rewind diff · 
     // Collector first, so the shipper finds it at once. Shipper and collector share this
     // process: a unix socket inside the data dir, whose permissions are the data dir's, so
     // plaintext carries no network exposure. No admin token: the first Hello creates the volume.
+    // One registry for both halves: this process is node and collector at once.
+    const metrics = createRewindMetrics({ sides: ['node', 'collector'] });
     const collector = await startCollectorService({
+      metrics,
       dataDir: path.join(data, 'collector'),
       grpcListen: { path: path.join(data, 'collector.sock') },
       allowPlaintext: true,
@@ -88,12 +92,13 @@ Then: rewind mark NAME · rewind restore --at TIME --out FILE · rewind diff · 
     const sizeArg = str(args, 'size');
     const backingPath = path.join(data, 'volumes', `${volume}.img`);
     const exists = await fs.access(backingPath).then(() => true, () => false);
+    const spoolMaxBytes = Number(parseSize(str(args, 'spool-max') ?? '8G'));
     const vol = await openNodeVolume({
       name: volume,
       backingPath,
       ...(exists ? {} : { size: parseSize(sizeArg ?? '1G') }),
       spoolDir: path.join(data, 'spool', volume),
-      spoolMaxBytes: Number(parseSize(str(args, 'spool-max') ?? '8G')),
+      spoolMaxBytes,
       fullPolicy,
       mode,
       collector: {
@@ -108,7 +113,7 @@ Then: rewind mark NAME · rewind restore --at TIME --out FILE · rewind diff · 
       log.warn('volume exists with another size; keeping it', { volume, size: vol.size, asked: sizeArg });
     }
 
-    const untrackNode = trackNode(collector.metrics, volume, vol.spool, vol.shipper);
+    const node = instrumentNodeVolume(metrics, volume, vol, { spoolMaxBytes });
     const http = await collector.startHttp({
       listen: 'path' in httpListen ? { path: httpListen.path } : httpListen,
       localNodes: new Map([[volume, { mark: (name: string) => vol.mark(name) }]]),
@@ -116,7 +121,7 @@ Then: rewind mark NAME · rewind restore --at TIME --out FILE · rewind diff · 
     });
 
     if (str(args, 'nbd-memory') !== undefined) nbdMemory.setLimit(Number(parseSize(str(args, 'nbd-memory')!)));
-    const nbd = createNbdServer({ exports: new ExportRegistry().add('', vol.backend, { description: `rewind volume ${volume}` }), logger: log.child({ component: 'nbd' }) });
+    const nbd = createNbdServer({ exports: new ExportRegistry().add('', node.backend, { description: `rewind volume ${volume}` }), logger: log.child({ component: 'nbd' }) });
     if ('path' in nbdListen) await removeStaleSocket(nbdListen.path);
     const bound = await nbd.listen(nbdListen);
     const nbdAddr: ListenAddress = typeof bound === 'string' ? { path: bound } : { host: 'host' in nbdListen ? nbdListen.host : '127.0.0.1', port: (bound as AddressInfo).port };
@@ -131,7 +136,7 @@ Then: rewind mark NAME · rewind restore --at TIME --out FILE · rewind diff · 
     // Front to back: stop taking writes, let the node drain to the collector, then stop it.
     await nbd.close();
     await vol.close();
-    untrackNode();
+    node.stop();
     await collector.close();
     await fs.rm(path.join(data, 'endpoints.json'), { force: true });
     return 0;

@@ -8,6 +8,7 @@ import { trackCollectorStore } from '../metrics/observe.js';
 import { removeStaleSocket, type ListenAddress } from './listen-address.js';
 
 const RETENTION_EVERY_MS = 60_000;
+export const DEFAULT_SCRUB_EVERY_MS = 24 * 3600_000;
 
 /**
  * The collector side of a process — store, gRPC service, retention, metrics and (once
@@ -25,6 +26,14 @@ export interface CollectorServiceOptions {
   adminToken?: string;
   /** Any-point-in-time window; marks are kept seven times as long. */
   retentionNs: bigint;
+  /**
+   * How often every volume's history is scrubbed (each CRC read back; DESIGN §1 "periodic
+   * audit of the stored image"); 0 turns it off. Default 24 h: a scrub reads all the
+   * history, so it runs seldom, one volume at a time, and first one interval after start.
+   */
+  scrubEveryMs?: number;
+  /** The registry to export into (`rewind up` shares one with its node); default: a collector-only one. */
+  metrics?: RewindMetrics;
   logger: Logger;
 }
 
@@ -58,7 +67,7 @@ export async function startCollectorService(o: CollectorServiceOptions): Promise
     await store.close();
     throw err;
   }
-  const metrics = createRewindMetrics();
+  const metrics = o.metrics ?? createRewindMetrics({ sides: ['collector'] });
   const untrack = trackCollectorStore(metrics, store);
 
   const retention = setInterval(() => {
@@ -67,6 +76,26 @@ export async function startCollectorService(o: CollectorServiceOptions): Promise
     }
   }, RETENTION_EVERY_MS);
   retention.unref();
+
+  // Scrub results reach rewind_scrub_* through the store's instrumented scrub (metrics/observe.ts).
+  const scrubEvery = o.scrubEveryMs ?? DEFAULT_SCRUB_EVERY_MS;
+  let scrubbing: Promise<void> | undefined;
+  const scrubAll = async (): Promise<void> => {
+    for (const v of store.listVolumes()) {
+      try {
+        const r = await v.scrub();
+        if (!r.ok) log.error('scrub found damaged history', { volume: v.name, problems: r.problems.length, first: r.problems[0] });
+      } catch (err) {
+        log.error('scrub failed', { volume: v.name, err });
+      }
+    }
+  };
+  const scrubTimer = scrubEvery > 0
+    ? setInterval(() => {
+        scrubbing ??= scrubAll().finally(() => (scrubbing = undefined));
+      }, scrubEvery)
+    : undefined;
+  scrubTimer?.unref();
 
   let http: CollectorHttp | undefined;
   return {
@@ -79,6 +108,8 @@ export async function startCollectorService(o: CollectorServiceOptions): Promise
     },
     async close() {
       clearInterval(retention);
+      clearInterval(scrubTimer);
+      await scrubbing;
       await http?.close();
       untrack();
       await grpc.close();

@@ -2,16 +2,19 @@ import Fastify from 'fastify';
 import type { AddressInfo } from 'node:net';
 import { isRewindError } from '../core/errors.js';
 import { formatNs } from '../core/hlc.js';
+import type { RewindMetrics } from '../metrics/rewind-metrics.js';
 import type { NodeVolume } from '../ship/node-volume.js';
 import type { ListenAddress } from './listen-address.js';
 
 /**
- * The small control API of `rewind serve`: marks and status. Marks go through the node
- * volume, which orders them with the writes around them.
+ * The small control API of `rewind serve`: marks, status and the node side's Prometheus
+ * `/metrics` (docs/metrics.md, side "node"). Marks go through the node volume, which
+ * orders them with the writes around them.
  */
 export async function startControlHttp(
   addr: ListenAddress,
   vol: NodeVolume,
+  metrics?: RewindMetrics,
 ): Promise<{ url: string; close(): Promise<void> }> {
   const app = Fastify({ logger: false });
   app.setErrorHandler((err, _req, reply) => {
@@ -19,6 +22,12 @@ export async function startControlHttp(
     void reply.status(status).send(isRewindError(err) ? err.toJSON() : { code: 'REWIND_ERR_INTERNAL', message: (err as Error).message });
   });
   app.get('/healthz', async () => ({ ok: true }));
+  if (metrics) {
+    app.get('/metrics', async (_req, reply) => {
+      const text = await metrics.render();
+      return reply.type(metrics.contentType).send(text);
+    });
+  }
   app.get('/v1/status', async () => ({
     size: vol.size.toString(),
     lastSeq: vol.spool.lastSeq.toString(),

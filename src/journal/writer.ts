@@ -5,6 +5,7 @@ import { silentLogger, type Logger } from '../core/logger.js';
 import { encodeHeader, MAX_RECORD_PAYLOAD, RECORD_HEADER_SIZE, type JournalRecord } from './record.js';
 import { logAt, openSegmentFile, SegmentLog } from './direct-append.js';
 import { openTail } from './writer-recover.js';
+import { journalSyncsObserved, reportJournalSync } from './sync-timing.js';
 import { DEFAULT_SEGMENT_BYTES, encodeSegmentHeader, fsyncDir, SEGMENT_HEADER_SIZE, segmentName } from './segment.js';
 import path from 'node:path';
 
@@ -334,8 +335,12 @@ export class JournalWriter {
     const w = this.waiters[0];
     if (!w || w.seq > this.writtenSeqValue) return;
     const target = this.writtenSeqValue;
+    const t0 = journalSyncsObserved() ? process.hrtime.bigint() : 0n;
     this.syncing = fdatasync(this.fd)
-      .then(() => this.markDurable(target), (err: unknown) => this.fail(err))
+      .then(() => {
+        if (t0 !== 0n) reportJournalSync(this.dir, Number(process.hrtime.bigint() - t0) / 1e9);
+        this.markDurable(target);
+      }, (err: unknown) => this.fail(err))
       .finally(() => {
         this.syncing = undefined;
         this.maybeSync();

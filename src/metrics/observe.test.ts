@@ -5,8 +5,10 @@ import { describe, expect, it } from 'vitest';
 import { CollectorStore } from '../collector/store/index.js';
 import { RecordKind, type JournalRecord } from '../journal/record.js';
 import type { ShipperStatus } from '../ship/shipper.js';
-import { countVolumeAppends, observeVolumeStatus, trackNode } from './observe.js';
+import { FileBackend } from '../nbd/file-backend.js';
+import { countVolumeAppends, observeVolumeStatus, trackCollectorStore, trackNode } from './observe.js';
 import { createRewindMetrics } from './rewind-metrics.js';
+import { countWrites, trackWrites } from './write-counter.js';
 
 function shipperStatus(over: Partial<ShipperStatus>): ShipperStatus {
   return { connected: true, ackedSeq: 0n, sentSeq: 0n, lastSeq: 0n, lagSeconds: 0, lagRecords: 0n, bytesSent: 0n, reconnects: 0, ...over };
@@ -61,6 +63,72 @@ describe('metrics observers', () => {
       expect(text).toMatch(/bytes_appended_total\{volume="mv"\} 600\n/);
     } finally {
       await store.close();
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('times restores and counts scrubs, ingest and fsyncs of a store, with the disk it lives on', async () => {
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'rewind-metrics-'));
+    const store = await CollectorStore.open(dir);
+    const m = createRewindMetrics({ sides: ['collector'] });
+    const untrack = trackCollectorStore(m, store);
+    const again = trackCollectorStore(m, store); // the HTTP server asks too: still one tracking
+    try {
+      const vol = await store.createVolume('rv', 64n * 1024n);
+      const t0 = BigInt(Date.now() - 10_000) * 1_000_000n;
+      const rec = (seq: number): JournalRecord => ({ kind: RecordKind.Write, flags: 0, seq: BigInt(seq), time: t0 + BigInt(seq) * 1_000_000_000n, offset: 0n, length: 512, payload: Buffer.alloc(512, seq) });
+      await vol.append([1, 2, 3].map(rec)); // appended before any scrape: still counted
+      await vol.restore({ seq: 3n }, async () => undefined);
+      await vol.restore({ seq: 3n }, async () => undefined, { changedSince: { seq: 1n } });
+      await expect(vol.restore({ seq: 99n }, async () => undefined)).rejects.toThrow();
+      expect((await vol.scrub()).ok).toBe(true);
+      again();
+      const text = await m.render();
+      expect(text).toMatch(/entries_appended_total\{volume="rv"\} 3\n/);
+      expect(text).toMatch(new RegExp(`collector_ingest_bytes_total ${3 * (512 + 48)}\\n`));
+      expect(text).toContain('rewind_restores_total{volume="rv",kind="image",result="ok"} 1');
+      expect(text).toContain('rewind_restores_total{volume="rv",kind="changed-blocks",result="ok"} 1');
+      expect(text).toContain('rewind_restores_total{volume="rv",kind="image",result="error"} 1');
+      expect(text).toContain('rewind_restore_duration_seconds_count{volume="rv",kind="image"} 1');
+      expect(text).toContain('rewind_scrubs_total{volume="rv"} 1');
+      expect(text).toContain('rewind_scrub_problems{volume="rv"} 0');
+      expect(text).toMatch(/rewind_collector_fsync_duration_seconds_count [1-9]/);
+      expect(text).toMatch(/rewind_collector_disk_free_bytes [1-9]/);
+      expect(text).toContain('rewind_collector_volumes 1');
+      // From the first entry (stamped before the collector heard of the volume) to the third.
+      expect(text).toContain('rewind_restorable_window_seconds{volume="rv"} 2');
+      expect(text).not.toContain('rewind_spool_depth_bytes');
+      await store.deleteVolume('rv');
+      expect(await m.render()).not.toContain('rewind_journal_bytes{volume="rv"}');
+    } finally {
+      untrack();
+      await store.close();
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('counts the NBD mutations that reach the volume, by op, and forwards each unchanged', async () => {
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'rewind-metrics-'));
+    const file = await FileBackend.open(path.join(dir, 'v.img'), { size: 1n << 20n });
+    try {
+      const { backend, counts } = countWrites(file);
+      const m = createRewindMetrics({ sides: ['node'] });
+      trackWrites(m, 'w', counts);
+      await backend.pwrite(Buffer.alloc(4096, 1), 0n, { fua: false });
+      await backend.pwrite(Buffer.alloc(512, 2), 8192n, { fua: true });
+      await backend.trim(65536n, 4096, { fua: false });
+      await backend.zero(131072n, 8192, { fua: false, noHole: false });
+      const b = Buffer.alloc(512);
+      await backend.pread(b, 8192n);
+      expect(b[0]).toBe(2);
+      const text = await m.render();
+      expect(text).toContain('rewind_write_ops_total{volume="w",op="write"} 2');
+      expect(text).toContain('rewind_write_bytes_total{volume="w",op="write"} 4608');
+      expect(text).toContain('rewind_write_ops_total{volume="w",op="trim"} 1');
+      expect(text).toContain('rewind_write_bytes_total{volume="w",op="zero"} 8192');
+      expect(text).not.toContain('rewind_collector_disk_free_bytes');
+    } finally {
+      await file.close();
       await fsp.rm(dir, { recursive: true, force: true });
     }
   });

@@ -1,7 +1,6 @@
 import { PassThrough, type Readable } from 'node:stream';
 import { ErrorCodes, RewindError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
-import type { RewindMetrics } from '../../metrics/rewind-metrics.js';
 import type { RestoreChunk } from '../store/image-emitter.js';
 import type { Point, VolumeStore } from '../store/volume-store.js';
 
@@ -67,13 +66,12 @@ export interface ImageDownload {
  * a proper JSON error before any header is sent; then the restore runs against the
  * resolved seqs and streams in order.
  */
-export function startImageDownload(args: { vol: VolumeStore; at: Point; changedSince?: Point; metrics?: RewindMetrics; log: Logger }): ImageDownload {
-  const { vol, metrics, log } = args;
+export function startImageDownload(args: { vol: VolumeStore; at: Point; changedSince?: Point; log: Logger }): ImageDownload {
+  const { vol, log } = args;
   const at = { seq: vol.resolve(args.at).seq };
   const since = args.changedSince ? { seq: vol.resolve(args.changedSince).seq } : undefined;
   const out = new PassThrough({ highWaterMark: HIGH_WATER });
   const write = backpressuredWriter(out);
-  const t0 = process.hrtime.bigint();
   let next = 0n;
   let framed = 0n;
 
@@ -115,9 +113,7 @@ export function startImageDownload(args: { vol: VolumeStore; at: Point; changedS
       await vol.restore(at, fullSink);
       await fillZeros(vol.size);
     }
-    const kind = since ? 'changed' : 'image';
-    metrics?.restoreDuration.observe({ volume: vol.name, kind }, Number(process.hrtime.bigint() - t0) / 1e9);
-    metrics?.restoreBytes.inc({ volume: vol.name }, Number(since ? framed : vol.size));
+    // Restore count, duration and bytes are recorded around VolumeStore.restore (src/metrics/observe.ts).
     out.end();
   };
   run().catch((err: unknown) => {

@@ -11,6 +11,8 @@ export interface CollectorStoreOptions {
   /** Interval of the first-update bitmaps (default 1 s); see change-bitmaps.ts. */
   intervalNs?: bigint;
   bitmapBlockSize?: number;
+  /** The planner's interval (default 60 s); see planner/activity.ts. */
+  planIntervalNs?: bigint;
   retention?: RetentionPolicy;
   clock?: HybridClock;
   logger?: Logger;
@@ -33,6 +35,7 @@ const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
 export class CollectorStore {
   private readonly vols = new Map<string, VolumeStore>();
   private readonly creating = new Map<string, Promise<VolumeStore>>();
+  private readonly volumeHooks = new Set<(v: VolumeStore) => void>();
 
   private constructor(readonly dataDir: string, readonly opts: CollectorStoreOptions, private readonly log: Logger) {}
 
@@ -61,7 +64,23 @@ export class CollectorStore {
   }
 
   private volumeOptions() {
-    return { segmentBytes: this.opts.segmentBytes, retention: this.opts.retention, logger: this.log, intervalNs: this.opts.intervalNs, bitmapBlockSize: this.opts.bitmapBlockSize };
+    return { segmentBytes: this.opts.segmentBytes, retention: this.opts.retention, logger: this.log, intervalNs: this.opts.intervalNs, bitmapBlockSize: this.opts.bitmapBlockSize, planIntervalNs: this.opts.planIntervalNs };
+  }
+
+  /**
+   * Call `fn` for every volume open now and for each one opened or created later (also one
+   * reopened after a failed delete). Metrics instrument volumes here, so a volume's first
+   * append is counted even when it comes before any scrape.
+   */
+  onVolume(fn: (v: VolumeStore) => void): () => void {
+    this.volumeHooks.add(fn);
+    for (const v of this.vols.values()) fn(v);
+    return () => this.volumeHooks.delete(fn);
+  }
+
+  private opened(v: VolumeStore): VolumeStore {
+    for (const fn of this.volumeHooks) fn(v);
+    return v;
   }
 
   volume(name: string): VolumeStore | undefined {
@@ -92,7 +111,7 @@ export class CollectorStore {
     try {
       const v = await p;
       this.vols.set(name, v);
-      return v;
+      return this.opened(v);
     } finally {
       this.creating.delete(name);
     }
@@ -115,7 +134,7 @@ export class CollectorStore {
       await fsp.rename(dir, doomed);
     } catch (err) {
       // Still on disk as it was: put it back so it is served again rather than half gone.
-      this.vols.set(name, await VolumeStore.open(dir, this.volumeOptions()));
+      this.vols.set(name, this.opened(await VolumeStore.open(dir, this.volumeOptions())));
       throw fromSystemError(err, `delete volume ${name}`);
     }
     await fsp.rm(doomed, { recursive: true, force: true }).catch((err: unknown) => this.log.warn('deleted volume directory not fully removed; the next open removes it', { volume: name, err }));
