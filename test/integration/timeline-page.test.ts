@@ -1,5 +1,3 @@
-/// <reference lib="dom" />
-// page.evaluate callbacks run in the browser: they name DOM types.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
