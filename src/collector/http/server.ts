@@ -9,6 +9,7 @@ import type { MarkInfo, VolumeStore } from '../store/volume-store.js';
 import { errorHandler, jsonWithBigints } from './error-reply.js';
 import { startImageDownload } from './image-stream.js';
 import { parsePointParam } from './point-param.js';
+import { registerPlanRoutes } from './plan-routes.js';
 import { registerTimelineRoutes } from './timeline-routes.js';
 
 /** A node in this process that can put a mark into its spool (one-machine mode). */
@@ -153,6 +154,7 @@ export async function startCollectorHttp(o: CollectorHttpOptions): Promise<Colle
     void reply.status(404).send(new RewindError(ErrorCodes.NOT_FOUND, `no route ${req.method} ${req.url.split('?')[0]}; see the API under /v1/volumes`).toJSON());
   });
   registerRoutes(app, o, log);
+  registerPlanRoutes(app, o.store);
   registerTimelineRoutes(app, o, log);
   const untrack = o.metrics ? trackCollectorStore(o.metrics, o.store) : undefined;
   let url: string;

@@ -6,6 +6,7 @@ import { silentLogger, type Logger } from '../../core/logger.js';
 import { RecordKind, type JournalRecord } from '../../journal/record.js';
 import { JournalWriter } from '../../journal/writer.js';
 import { checkUserMarkName, RESEND_BEGIN_MARK, RESEND_END_MARK, RESERVED_MARK_PREFIX } from '../../journal/resend-marks.js';
+import { ActivityLog, type IntervalActivity } from '../planner/activity.js';
 import { intervalBitmaps, type IntervalBitmap } from './change-bitmaps.js';
 import { CheckpointWriter, listCheckpointManifests, loadLatestCheckpoint, removeCheckpoint, type Checkpoint } from './checkpoint.js';
 import { EntryIndex } from './entry-index.js';
@@ -29,7 +30,8 @@ export interface MarkInfo { name: string; seq: bigint; time: bigint; id?: string
  * after it are a revert to pull, not writes of its own that a crash lost.
  */
 export interface VolumeMeta { name: string; size: string; generation: number; token?: string; createdNs?: string; lastRestore?: { fromSeq: string; toSeq: string } }
-export interface VolumeOptions { segmentBytes?: number; retention?: RetentionPolicy; logger?: Logger; intervalNs?: bigint; bitmapBlockSize?: number }
+/** `planIntervalNs`: the planner's interval (planner/activity.ts; default 60 s). */
+export interface VolumeOptions { segmentBytes?: number; retention?: RetentionPolicy; logger?: Logger; intervalNs?: bigint; bitmapBlockSize?: number; planIntervalNs?: bigint }
 
 export function describePoint(p: Point): string {
   if ('mark' in p) return `mark "${p.mark}"`;
@@ -46,6 +48,7 @@ export class VolumeStore {
   private gen: number;
   private ckpt: Checkpoint;
   private markBook!: MarkBook;
+  private activityLog!: ActivityLog;
   /** Spans [from, to) of seqs while the node resent the volume (resend-marks.ts), and one still open. */
   private resends: Array<{ from: bigint; to: bigint }> = [];
   private resendOpen: bigint | undefined;
@@ -113,6 +116,7 @@ export class VolumeStore {
     v.markBook = await MarkBook.load(dir);
     // Mark records in the journal are marks too (they may be newer than marks.json).
     for (let i = 0; i < index.count; i++) if (index.kinds[i] === RecordKind.Mark) await v.learnMarkRecord(index.seqAt(i));
+    v.activityLog = await ActivityLog.open(path.join(dir, 'planner'), index, { intervalNs: opts.planIntervalNs, durableSeq: writer.durableSeq, historyStartNs: ckpt.time, logger: log });
     return v;
   }
 
@@ -209,6 +213,7 @@ export class VolumeStore {
       // in (their marks learned) first. A caller acknowledging the result may rely on it.
       await before;
       if (upTo > this.takenSeq) this.takenSeq = upTo;
+      this.activityLog.catchUp(this.takenSeq);
       return upTo;
     });
     this.appendTail = done.catch(() => undefined);
@@ -558,6 +563,12 @@ export class VolumeStore {
     return intervalBitmaps(this.index, this.idx(lo) + 1, this.idx(hi), Number(this.size), this.opts.bitmapBlockSize ?? 4096, this.opts.intervalNs ?? 1_000_000_000n);
   }
 
+  /** The planner's per-interval activity of the retained history, ascending (planner/activity.ts). */
+  activity(): { intervalNs: bigint; intervals: IntervalActivity[] } {
+    this.activityLog.catchUp(this.durableSeq);
+    return { intervalNs: this.activityLog.intervalNs, intervals: this.activityLog.intervals() };
+  }
+
   async allocated(p: Point): Promise<Extent[]> {
     const r = this.resolve(p);
     return allocatedExtents(planImage(this.index, this.idx(r.seq), Number(this.size)), this.ckpt);
@@ -589,7 +600,10 @@ export class VolumeStore {
       }
       const old = this.ckpt;
       this.ckpt = next;
+      // The planner's intervals go with the log they describe (DESIGN §3 Planner).
+      this.activityLog.catchUp(r.seq);
       this.index.dropThrough(r.seq);
+      this.activityLog.dropEndingBy(next.time);
       let freed = await removeCheckpoint(old);
       freed += await this.writer.removeSegmentsBelow(r.seq + 1n);
       await this.locator.prune();
@@ -636,6 +650,7 @@ export class VolumeStore {
     return this.appendTail.then(() => this.serial.run(() => this.history.write(async () => {
       await this.writer.close();
       await this.locator.close();
+      await this.activityLog.flush();
     })));
   }
 }
