@@ -236,6 +236,8 @@
     return { data: [xs, written, unique, lag], lo, hi };
   }
 
+  const X_INCRS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800];
+
   /** Marks, the restorable window and the picked instant, drawn over the series. */
   function drawOverlay(u) {
     const ctx = u.ctx;
@@ -306,8 +308,10 @@
         { label: 'lag', scale: 'lag', stroke: css('--lag'), width: 2, dash: [6, 3], value: (u, v) => (v === null ? '—' : duration(v)) },
       ],
       axes: [
-        { stroke: css('--fg') },
-        { scale: 'rate', stroke: css('--fg'), size: 70, values: (u, ticks) => ticks.map((t) => `${bytes(t)}/s`) },
+        // Whole seconds at the finest (points are picked to the second), UTC, the date under
+        // the first tick of each day.
+        { stroke: css('--fg'), size: 46, incrs: X_INCRS, values: (u, ticks) => ticks.map((t, k) => (k === 0 || iso(t).slice(0, 10) !== iso(ticks[k - 1]).slice(0, 10) ? `${timeOfDay(t)}\n${iso(t).slice(0, 10)}` : timeOfDay(t))) },
+        { scale: 'rate', stroke: css('--fg'), size: 86, values: (u, ticks) => ticks.map((t) => `${bytes(t)}/s`) },
         { scale: 'lag', side: 1, stroke: css('--lag'), grid: { show: false }, values: (u, ticks) => ticks.map((t) => `${t} s`) },
       ],
       legend: { show: true },
@@ -358,7 +362,7 @@
         { label: 'target RPO', value: (u, v) => (v === null ? '—' : duration(v)) },
         { label: 'bandwidth needed', stroke: css('--written'), width: 2, points: { show: true }, value: (u, v) => (v === null ? '—' : `${bytes(v)}/s`) },
       ],
-      axes: [{ values: (u, t) => t.map((x) => duration(x)) }, { size: 70, values: (u, t) => t.map((x) => `${bytes(x)}/s`) }],
+      axes: [{ values: (u, t) => t.map((x) => duration(x)) }, { size: 86, values: (u, t) => t.map((x) => `${bytes(x)}/s`) }],
     };
     if (state.planChart) state.planChart.destroy();
     el.replaceChildren();
