@@ -6,7 +6,10 @@ import { createLogger } from '../core/logger.js';
 import { parseDuration } from '../core/time-parse.js';
 import { loadTlsSecretDir } from '../collector/security.js';
 import { runManager } from '../controller/manager.js';
+import { createControllerMetrics } from '../metrics/controller-metrics.js';
 import { flag, str, toJson, type Command } from './args.js';
+import { startControllerMetricsHttp } from './controller-metrics-http.js';
+import { parseListen } from './listen-address.js';
 
 const ms = (text: string, what: string): number => {
   const v = Number(parseDuration(text) / 1_000_000n);
@@ -21,7 +24,7 @@ export const controllerCommand: Command = {
                      [--kubeconfig FILE] [--context NAME] [--leader-elect | --no-leader-elect]
                      [--lease-namespace NS] [--lease-name NAME] [--identity ID]
                      [--lease-duration DURATION] [--renew-deadline DURATION] [--retry-period DURATION]
-                     [--resync DURATION] [--workers N]
+                     [--resync DURATION] [--workers N] [--metrics ADDR]
 
 --collector          default collector gRPC address (HOST:PORT or unix:/path) for ProtectedVolumes
                      that name none
@@ -41,8 +44,11 @@ export const controllerCommand: Command = {
                      --retry-period how often candidates try and the leader renews (default 2s)
 --resync             how often a healthy ProtectedVolume's status is refreshed (default 10s)
 --workers            concurrent reconciles per kind (default 2)
+--metrics            serve Prometheus /metrics (each ProtectedVolume's Degraded and Protected
+                     conditions, lag and RPO target; docs/metrics.md) and /healthz at
+                     HOST:PORT (port 0 picks one); off by default
 
-Prints one JSON line ({"identity", "lease"}) when started, logs JSON lines to stderr, and
+Prints one JSON line ({"identity", "lease"[, "metrics"]}) when started, logs JSON lines to stderr, and
 reconciles once it leads. SIGINT/SIGTERM: finish reconciles in progress, release the Lease,
 exit 0. Losing the Lease exits 1 (a replica that cannot renew must not go on reconciling).`,
   options: {
@@ -62,6 +68,7 @@ exit 0. Losing the Lease exits 1 (a replica that cannot renew must not go on rec
     'retry-period': { type: 'string' },
     resync: { type: 'string' },
     workers: { type: 'string' },
+    metrics: { type: 'string' },
   },
   async run(args, io) {
     const collector = str(args, 'collector');
@@ -99,7 +106,11 @@ exit 0. Losing the Lease exits 1 (a replica that cannot renew must not go on rec
     const elect = !flag(args, 'no-leader-elect');
     const log = createLogger({ component: 'controller', identity });
 
-    io.out(toJson({ identity, lease: elect ? `${leaseNamespace}/${leaseName}` : null }, false) + '\n');
+    const metricsArg = str(args, 'metrics');
+    const metrics = metricsArg !== undefined ? createControllerMetrics() : undefined;
+    const metricsHttp = metrics ? await startControllerMetricsHttp(parseListen(metricsArg!, '--metrics'), metrics) : undefined;
+
+    io.out(toJson({ identity, lease: elect ? `${leaseNamespace}/${leaseName}` : null, ...(metricsHttp ? { metrics: metricsHttp.url } : {}) }, false) + '\n');
     return runManager(
       {
         kc,
@@ -123,8 +134,9 @@ exit 0. Losing the Lease exits 1 (a replica that cannot renew must not go on rec
         resyncMs: ms(str(args, 'resync') ?? '10s', 'resync'),
         workers,
         log,
+        ...(metrics ? { metrics } : {}),
       },
       io.stopSignal,
-    );
+    ).finally(() => metricsHttp?.close());
   },
 };

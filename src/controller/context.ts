@@ -5,6 +5,7 @@ import { CollectorApi } from '../rpc/collector-api.js';
 import type { CollectorTarget } from '../rpc/transport.js';
 import { isConflict, isNotFound } from './runtime/api-errors.js';
 import type { EventRecorder } from './runtime/events.js';
+import type { ControllerMetrics } from '../metrics/controller-metrics.js';
 
 /** How the controller reaches collectors: one client per address, the admin credential, TLS. */
 export interface CollectorAccess {
@@ -52,6 +53,8 @@ export interface ControllerContext {
   nowNs(): bigint;
   /** How often a healthy object's status is refreshed from the collector. */
   resyncMs: number;
+  /** Gauges of each ProtectedVolume's conditions (rewind controller --metrics); absent: none. */
+  metrics?: ControllerMetrics;
 }
 
 export type Plural = (typeof PLURALS)[keyof typeof PLURALS];

@@ -1,6 +1,7 @@
 import * as k8s from '@kubernetes/client-node';
 import { GROUP, PLURALS, VERSION } from '../api/index.js';
 import type { Logger } from '../core/logger.js';
+import type { ControllerMetrics } from '../metrics/controller-metrics.js';
 import { CollectorPool, type CollectorAccess, type ControllerContext } from './context.js';
 import { ProtectedVolumeReconciler } from './protected-volume-reconciler.js';
 import { RestorePointReconciler } from './restore-point-reconciler.js';
@@ -19,6 +20,7 @@ export interface ManagerOptions {
   workers: number;
   log: Logger;
   nowNs?: () => bigint;
+  metrics?: ControllerMetrics;
 }
 
 /**
@@ -40,6 +42,7 @@ export async function runManager(opts: ManagerOptions, stop: Promise<unknown>, o
     log,
     nowNs: opts.nowNs ?? (() => BigInt(Date.now()) * 1_000_000n),
     resyncMs: opts.resyncMs,
+    ...(opts.metrics ? { metrics: opts.metrics } : {}),
   };
 
   let lost: (why: string) => void = () => undefined;

@@ -38,7 +38,10 @@ export class ProtectedVolumeReconciler implements Reconciler {
 
   async reconcile(namespace: string, name: string): Promise<ReconcileResult> {
     const pv = await getObject<ProtectedVolume>(this.ctx, PLURALS.ProtectedVolume, namespace, name);
-    if (!pv || pv.metadata.deletionTimestamp) return DONE;
+    if (!pv || pv.metadata.deletionTimestamp) {
+      this.ctx.metrics?.forgetProtectedVolume(namespace, name);
+      return DONE;
+    }
     const now = new Date(Number(this.ctx.nowNs() / 1_000_000n));
     const gen = pv.metadata.generation;
     const before = pv.status ?? {};
@@ -88,6 +91,7 @@ export class ProtectedVolumeReconciler implements Reconciler {
         await this.ctx.events.record(eventTarget(KIND, pv), warn ? 'Warning' : 'Normal', t.c.reason, `${t.type}=${t.c.status}: ${t.c.message}`);
       }
     }
+    this.ctx.metrics?.protectedVolume(namespace, name, { ...status, ...(pv.spec.rpoTargetSeconds !== undefined ? { rpoTargetSeconds: pv.spec.rpoTargetSeconds } : {}) });
     if (failure) throw failure;
     return result;
   }
