@@ -9,7 +9,7 @@ export type U64In = string | number;
 
 export interface HelloMsg { volume: string; size: U64; generation: U64; token: string; last_durable_seq: U64; restore_writer?: boolean; durability?: string }
 export interface WelcomeMsg { durable_seq: U64; generation: U64; latest_time_ns?: U64 }
-export interface ReportMsg { latest_seq: U64In; latest_time_ns: U64In; spool_bytes: U64In }
+export interface ReportMsg { latest_seq: U64In; latest_time_ns: U64In; spool_bytes: U64In; problem?: string; problem_message?: string }
 /** 64-bit fields are bigints when the hand codec (append-codec.ts) decoded the batch. */
 export interface EntryMsg {
   seq: U64 | bigint;

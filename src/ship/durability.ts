@@ -56,6 +56,20 @@ export class DurableWaiters {
     });
   }
 
+  /**
+   * The collector's numbering restarted below what it had acknowledged (it lost entries):
+   * the waiters' seqs name entries it no longer holds, so none of them can be honoured by
+   * a later ack. Reject them with `err`, and count acks from `seq` again.
+   */
+  restart(seq: bigint, err: Error): void {
+    this.acked = seq;
+    const all = this.waiters.splice(0);
+    for (const w of all) {
+      w.cleanup();
+      w.reject(err);
+    }
+  }
+
   /** Reject every waiter (shipper stopped); later waits reject too. */
   fail(err: Error): void {
     this.failure = err;

@@ -19,6 +19,9 @@ export interface ShipperSpool extends BaseCopySpool {
   ack(seq: bigint): void | Promise<void>;
   /** Continue numbering after the collector's seq when a node crash lost the spool's tail (spool.ts). */
   rebase?(collectorSeq: bigint, opts?: { restamp?: boolean }): Promise<void>;
+  /** Oldest seq the spool still holds (acked entries are freed), and the acked seq it recorded. */
+  readonly firstSeq?: bigint;
+  readonly ackedSeq?: bigint;
   /** Fold in the collector's newest entry time (Welcome.latest_time_ns). */
   observeTime?(t: bigint): void;
   /** Time of the spool's newest entry, and the bytes it holds (the Report). */
@@ -54,6 +57,8 @@ export interface ShipperStatus {
   bytesSent: bigint;
   reconnects: number;
   lastError?: { code: string; message: string };
+  /** A condition the volume should show as Degraded (PascalCase reason). */
+  problem?: { reason: string; message: string };
 }
 
 interface Sent {
@@ -98,6 +103,8 @@ export class Shipper {
   private lastAckWall = Date.now();
   private disconnectedAt = 0;
   private lastError: RewindError | undefined;
+  /** Something wrong that a reconnect does not cure, reported until the next one appears (Report). */
+  private problem: { reason: string; message: string } | undefined;
 
   constructor(opts: ShipperOptions) {
     this.o = { maxBatchBytes: 1024 * 1024, maxBatchRecords: 1024, maxInflightBytes: 16 * 1024 * 1024, mode: 'flush-sync', ...opts };
@@ -158,6 +165,7 @@ export class Shipper {
       bytesSent: this.bytesSent,
       reconnects: this.reconnects,
       lastError: this.lastError ? { code: this.lastError.code, message: this.lastError.message } : undefined,
+      ...(this.problem ? { problem: this.problem } : {}),
     };
   }
 
@@ -230,6 +238,17 @@ export class Shipper {
             this.startReports(call, sess.signal);
             this.send(call, durable + 1n, sess.signal).then(() => undefined, settle);
           };
+          const lost = this.collectorLost(durable);
+          if (lost) {
+            if (!this.o.spool.rebase) return settle(lost);
+            // The entries after its seq are gone from the spool too: only a full resync can
+            // make the collector's copy whole again, numbered on from what it holds.
+            this.problem = { reason: 'CollectorLostAcknowledged', message: lost.message };
+            this.log.error('collector lost entries it had acknowledged; resyncing the whole volume', { collectorSeq: durable, message: lost.message });
+            this.waiters.restart(durable, lost);
+            this.o.spool.rebase(durable, { restamp: true }).then(open, settle);
+            return;
+          }
           if (behind) {
             if (!this.o.spool.rebase) return settle(behind);
             this.log.warn('collector is ahead of the spool after a node crash; rebasing the spool and resyncing', { collectorSeq: durable, spoolSeq: this.o.spool.lastSeq });
@@ -246,6 +265,8 @@ export class Shipper {
             this.o.spool.rebase(durable, { restamp: true }).then(open, settle);
           }, settle);
         } else if (m.msg === 'ack' && m.ack) {
+          const bad = this.checkAck(BigInt(m.ack.durable_seq));
+          if (bad) return settle(bad);
           this.onAck(BigInt(m.ack.durable_seq));
         }
       });
@@ -286,6 +307,38 @@ export class Shipper {
     );
   }
 
+  /**
+   * An ack is the collector's word that it durably holds everything up to it: one past
+   * what this stream sent (or below what it acked before) is a broken or foreign collector,
+   * and believing it would complete FLUSHes whose data never left the node.
+   */
+  private checkAck(durable: bigint): RewindError | undefined {
+    if (durable <= this.sentSeq) return undefined;
+    this.problem = { reason: 'CollectorAckedUnsent', message: `collector acknowledged seq ${durable} but only seqs up to ${this.sentSeq} were sent` };
+    return new RewindError(
+      ErrorCodes.PROTOCOL,
+      `collector ${this.o.target.address} acknowledged seq ${durable} of volume "${this.o.volume}" but this stream sent only up to seq ${this.sentSeq}; the ack is ignored and the stream reopened — check that the address names this volume's collector`,
+      { details: { volume: this.o.volume, acked: durable, sent: this.sentSeq } },
+    );
+  }
+
+  /**
+   * The collector's Welcome is below what it acknowledged and the spool has freed the
+   * entries in between (acked entries are freed): it lost acknowledged data.
+   */
+  private collectorLost(durable: bigint): RewindError | undefined {
+    // What this process saw acknowledged, or (after a restart) what the spool recorded.
+    const persisted = this.o.spool.ackedSeq ?? 0n;
+    const acked = this.waiters.ackedSeq > persisted ? this.waiters.ackedSeq : persisted;
+    const first = this.o.spool.firstSeq;
+    if (durable >= acked || first === undefined || durable + 1n >= first) return undefined;
+    return new RewindError(
+      ErrorCodes.JOURNAL_SEQ_GAP,
+      `collector ${this.o.target.address} holds volume "${this.o.volume}" only up to seq ${durable} although it acknowledged seq ${acked}, and the spool no longer has the entries in between; the volume is resent in full — find out how the collector lost its history (restored from an older disk?)`,
+      { details: { volume: this.o.volume, collectorSeq: durable, acked } },
+    );
+  }
+
   /** The next entry to send carries a time at or below the collector's newest: refused if sent. */
   private async stampedBehind(durable: bigint, latestTime: bigint): Promise<RewindError | undefined> {
     if (latestTime === 0n || this.o.spool.lastSeq <= durable) return undefined;
@@ -300,15 +353,22 @@ export class Shipper {
 
   /** Report the spool's newest entry about once a second while it changes (Report). */
   private startReports(call: grpc.ClientDuplexStream<AppendRequestMsg, AppendResponseMsg>, signal: AbortSignal): void {
-    let sent = -1n;
+    let sent = '';
     const report = () => {
       if (signal.aborted) return;
       const seq = this.o.spool.lastSeq;
-      if (seq === sent) return;
-      sent = seq;
+      const key = `${seq}/${this.problem?.reason ?? ''}`;
+      if (key === sent) return;
+      sent = key;
       call.write({
         msg: 'report',
-        report: { latest_seq: seq.toString(), latest_time_ns: (this.o.spool.lastTime ?? 0n).toString(), spool_bytes: String(this.o.spool.bytes ?? 0) },
+        report: {
+          latest_seq: seq.toString(),
+          latest_time_ns: (this.o.spool.lastTime ?? 0n).toString(),
+          spool_bytes: String(this.o.spool.bytes ?? 0),
+          problem: this.problem?.reason ?? '',
+          problem_message: this.problem?.message ?? '',
+        },
       } as AppendRequestMsg);
     };
     report();
