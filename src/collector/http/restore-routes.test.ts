@@ -171,6 +171,26 @@ describe('restore jobs over HTTP', () => {
     expect([early.status, early.body.code]).toEqual([410, ErrorCodes.POINT_OUT_OF_WINDOW]);
   });
 
+  it('cancels a running job (its partial file removed, no file made) while the collector keeps answering', async () => {
+    // 1 GiB, nearly all hole: the job spends its time hashing zeros, which must not hold up requests.
+    const big = await store.createVolume('pvc-big', 1n << 30n);
+    await big.append([{ ...write(0, 0x11, 4096), seq: 1n }]);
+    const target = path.join(restoreDir, 'cancelled.img');
+    const r = await post('/v1/volumes/pvc-big/restores', { at: 'seq:1', path: target });
+    expect(r.status).toBe(202);
+    const t0 = Date.now();
+    expect((await get('/healthz')).status).toBe(200);
+    expect(Date.now() - t0).toBeLessThan(500);
+    const running = await get(`/v1/restores/${r.body.id}`);
+    expect(running.body.state).toBe('running');
+    const c = await call(http, 'DELETE', `/v1/restores/${r.body.id}`);
+    expect(c.status).toBe(200);
+    expect(c.body).toMatchObject({ state: 'cancelled', error: { code: ErrorCodes.CLOSED } });
+    expect(BigInt(c.body.bytesDone)).toBeLessThan(1n << 30n);
+    await expect(fsp.stat(target)).rejects.toThrow(/ENOENT/);
+    await expect(fsp.stat(target + '.partial')).rejects.toThrow(/ENOENT/);
+  });
+
   it('cancelling a finished job leaves it as it was', async () => {
     const r = await post('/v1/volumes/pvc-a/restores', { mark: 'first', path: path.join(restoreDir, 'cancel-late.img') });
     const done = await finished(r.body.id);

@@ -50,6 +50,8 @@ interface Job {
 
 /** Zeros hashed for holes, at most this many bytes per update. */
 const ZERO_BLOCK = Buffer.alloc(1024 * 1024);
+/** Zero bytes hashed between two turns of the event loop (16 MiB: ~25 ms of SHA-256 here, 650 MB/s). */
+const YIELD_EVERY = 16 * 1024 * 1024;
 
 function nowNs(): bigint {
   return BigInt(Date.now()) * 1_000_000n;
@@ -125,23 +127,39 @@ export class RestoreJobs {
     const hash = createHash('sha256');
     const t0 = process.hrtime.bigint();
     let next = 0n;
-    const hashZeros = (upTo: bigint): void => {
+    let sinceYield = 0;
+    const checkCancelled = (): void => {
+      if (job.abort.signal.aborted) throw new RewindError(ErrorCodes.CLOSED, 'restore job cancelled');
+    };
+    /**
+     * Holes cost no I/O but must be hashed, and an emitter's zero chunks resolve as
+     * microtasks: without a turn of the event loop now and then, a large sparse volume would
+     * hold up every other request (and gRPC ingest) while its zeros are hashed.
+     */
+    const hashZeros = async (upTo: bigint): Promise<void> => {
       while (next < upTo) {
         const n = upTo - next < BigInt(ZERO_BLOCK.length) ? Number(upTo - next) : ZERO_BLOCK.length;
         hash.update(ZERO_BLOCK.subarray(0, n));
         next += BigInt(n);
+        v.bytesDone = next;
+        sinceYield += n;
+        if (sinceYield >= YIELD_EVERY) {
+          sinceYield = 0;
+          await new Promise((r) => setImmediate(r));
+          checkCancelled();
+        }
       }
     };
     const sink = async (c: RestoreChunk): Promise<void> => {
-      if (job.abort.signal.aborted) throw new RewindError(ErrorCodes.CLOSED, 'restore job cancelled');
-      hashZeros(c.offset); // defensive: a gap the emitter skipped reads as zeros
+      checkCancelled();
+      await hashZeros(c.offset); // defensive: a gap the emitter skipped reads as zeros
       if (c.data) {
         const data = c.data.subarray(0, c.length);
         await fh.write(data, 0, data.length, Number(c.offset));
         hash.update(data);
         next += BigInt(c.length);
       } else {
-        hashZeros(c.offset + BigInt(c.length)); // a hole: the truncated file already reads as zeros there
+        await hashZeros(c.offset + BigInt(c.length)); // a hole: the truncated file already reads as zeros there
       }
       v.bytesDone = next;
     };
@@ -149,7 +167,8 @@ export class RestoreJobs {
       await fh.truncate(Number(vol.size));
       // By seq: exactly the state resolved when the job was accepted.
       await vol.restore({ seq: v.seq }, sink);
-      hashZeros(vol.size);
+      await hashZeros(vol.size);
+      checkCancelled();
       v.bytesDone = vol.size;
       await fh.sync();
       await fh.close();
