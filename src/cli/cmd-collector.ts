@@ -23,8 +23,11 @@ export const collectorCommand: Command = {
                     volume token: bind it to loopback or a network you trust
 --admin-token-file  file holding the admin token (16+ characters). With it, RegisterVolume
                     and DeleteVolume need that token and volumes exist only once
-                    registered (a Hello for another volume is refused); without it, a
-                    volume is created by its first Hello
+                    registered (a Hello for another volume is refused). Without it, a
+                    volume is created by its first Hello (or RegisterVolume) only from
+                    this machine — a unix socket, or a loopback peer; a client from the
+                    network may stream to a volume that exists, with its token, and
+                    gets PERMISSION_DENIED for a new one. Serve remote nodes with a token
 --tls-dir           gRPC TLS from a mounted secret: tls.crt, tls.key and, when present,
                     ca.crt (then clients need a certificate it signed: mutual TLS)
 --allow-plaintext   serve gRPC without TLS (a trusted network or a unix socket)
@@ -34,7 +37,11 @@ export const collectorCommand: Command = {
                     files; a path outside it is refused. Without it, restore jobs are refused
 
 Prints one JSON line with the addresses ({"grpc": ADDR, "http": URL, ...}), then serves
-until SIGINT/SIGTERM and exits 0.`,
+until SIGINT/SIGTERM and exits 0.
+
+Bounds: 256 Append streams at once (4 per volume), 32 MiB of batches held per stream and
+512 MiB in all; past them a stream waits (HTTP/2 flow control), and a stream beyond the
+counts is refused with RESOURCE_EXHAUSTED (the shipper retries).`,
   options: {
     data: { type: 'string' },
     grpc: { type: 'string' },

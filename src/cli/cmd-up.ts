@@ -39,6 +39,10 @@ export const upCommand: Command = {
 --nbd-memory   memory all NBD connections together may hold for requests (default 256M,
                at least 32M+64K); past it requests wait, they are never refused
 
+The collector listens on a unix socket inside --data (no TCP port, no admin token): it
+creates a volume on the first Hello of a client on this machine only, i.e. this process's
+own shipper (see \`rewind collector --help\`).
+
 Prints one JSON line with the addresses, then serves until SIGINT/SIGTERM.
 Then: rewind mark NAME · rewind restore --at TIME --out FILE · rewind diff · rewind status`,
   options: {
@@ -75,7 +79,8 @@ Then: rewind mark NAME · rewind restore --at TIME --out FILE · rewind diff · 
 
     // Collector first, so the shipper finds it at once. Shipper and collector share this
     // process: a unix socket inside the data dir, whose permissions are the data dir's, so
-    // plaintext carries no network exposure. No admin token: the first Hello creates the volume.
+    // plaintext carries no network exposure. No admin token: the first Hello creates the
+    // volume, which a collector without one allows only for local clients (a unix socket is).
     // One registry for both halves: this process is node and collector at once.
     const metrics = createRewindMetrics({ sides: ['node', 'collector'] });
     const collector = await startCollectorService({

@@ -3,7 +3,7 @@ import { ErrorCodes, RewindError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { DeleteVolumeRequestMsg, DeleteVolumeResponseMsg, RegisterVolumeRequestMsg, RegisterVolumeResponseMsg } from '../../rpc/messages.js';
 import type { WriterRegistry } from './append-handler.js';
-import { checkAdmin, checkVolumeName } from './auth.js';
+import { checkAdmin, checkVolumeName, remoteCreateRefused } from './auth.js';
 import { statusMsg, unary } from './query-handlers.js';
 import type { StorePort } from './store-port.js';
 
@@ -13,6 +13,8 @@ export interface AdminDeps {
   logger: Logger;
   /** The collector's admin token; undefined when it runs without one (`rewind up`). */
   adminToken: string | undefined;
+  /** Whether a call comes from this machine (unix socket or loopback). */
+  isLocal: (call: grpc.ServerUnaryCall<unknown, unknown>) => boolean;
 }
 
 /** Per-volume tokens are secrets the controller generates: refuse what cannot be one. */
@@ -24,14 +26,15 @@ const MAX_TOKEN_CHARS = 4096;
  * volume exist (with the token it keeps in a Secret) and removes it. Both are idempotent,
  * so a controller that crashed mid-reconcile simply calls again.
  *
- * Without an admin token configured, RegisterVolume may still create a volume or confirm
- * one with its own token — no more than a first Hello can do there — but rotating a token
- * or deleting needs the admin token, which such a collector does not have.
+ * Without an admin token configured, RegisterVolume may still create a volume (for a
+ * client on the collector's machine, as a first Hello can) or confirm one with its own
+ * token, but rotating a token or deleting needs the admin token, which such a collector
+ * does not have.
  */
 export function adminHandlers(deps: AdminDeps): grpc.UntypedServiceImplementation {
   const { store, registry, logger } = deps;
   return {
-    RegisterVolume: unary<RegisterVolumeRequestMsg, RegisterVolumeResponseMsg>(async (req, md) => {
+    RegisterVolume: unary<RegisterVolumeRequestMsg, RegisterVolumeResponseMsg>(async (req, md, call) => {
       const what = `RegisterVolume of "${req.volume}"`;
       if (deps.adminToken !== undefined) checkAdmin(deps.adminToken, req.admin_token, md, what);
       checkVolumeName(req.volume);
@@ -41,6 +44,7 @@ export function adminHandlers(deps: AdminDeps): grpc.UntypedServiceImplementatio
       const size = BigInt(req.size || '0');
       const existing = await store.volume(req.volume);
       if (!existing) {
+        if (deps.adminToken === undefined && !deps.isLocal(call)) throw remoteCreateRefused(req.volume, what);
         if (size <= 0n) throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `${what}: the volume does not exist yet, so its size in bytes is needed to create it`);
         const v = await store.createVolume(req.volume, size, { token: req.token });
         logger.info('volume registered', { volume: v.name, size });

@@ -2,7 +2,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { ErrorCodes, RewindError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { encodeHeader, type JournalRecord, type RecordKind } from '../../journal/record.js';
-import { checkVolumeName, unauthenticated } from './auth.js';
+import { checkVolumeName, remoteCreateRefused, unauthenticated } from './auth.js';
 import { AppendAdmission, batchBytes } from './append-limits.js';
 import type { AppendRequestMsg, AppendResponseMsg, BatchMsg, EntryMsg, HelloMsg } from '../../rpc/messages.js';
 import { toStatus } from '../../rpc/status.js';
@@ -115,6 +115,8 @@ export interface AppendDeps {
   logger: Logger;
   /** Create unknown volumes on first Hello (default true). */
   createVolumes: boolean;
+  /** Whether a call comes from this machine: creation without an admin token needs it. */
+  isLocal: (call: AppendCall) => boolean;
   /** Bounds on streams and the bytes they hold, shared by all streams of the server. */
   admission: AppendAdmission;
 }
@@ -145,7 +147,7 @@ export function entryToRecord(e: EntryMsg, volume: string): JournalRecord {
   return rec;
 }
 
-async function openVolume(deps: AppendDeps, hello: HelloMsg): Promise<VolumePort> {
+async function openVolume(deps: AppendDeps, hello: HelloMsg, local: boolean): Promise<VolumePort> {
   checkVolumeName(hello.volume);
   if (!hello.token) throw unauthenticated(hello.volume);
   const existing = await deps.store.volume(hello.volume);
@@ -168,6 +170,7 @@ async function openVolume(deps: AppendDeps, hello: HelloMsg): Promise<VolumePort
       { details: { volume: hello.volume } },
     );
   }
+  if (!local) throw remoteCreateRefused(hello.volume, 'Hello');
   const size = BigInt(hello.size || '0');
   if (size <= 0n) throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `Hello for new volume "${hello.volume}" must carry its size in bytes`);
   deps.logger.info('volume created on first hello', { volume: hello.volume, size });
@@ -336,7 +339,7 @@ export function appendHandler(deps: AppendDeps): (call: AppendCall) => void {
         countedVolume = hello.volume;
         void (async () => {
           try {
-            vol = await openVolume(deps, hello);
+            vol = await openVolume(deps, hello, deps.isLocal(call));
             const role = hello.restore_writer === true ? 'restore' : 'node';
             session = {
               id,

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import type * as grpc from '@grpc/grpc-js';
 import { ErrorCodes, RewindError } from '../../core/errors.js';
 import { tokensEqual } from './store-adapter.js';
@@ -47,6 +48,33 @@ export function checkAdmin(configured: string | undefined, bodyToken: string | u
       `${what}: the admin token ${given ? 'was refused' : 'is missing'}; present the token in the collector's --admin-token-file (the controller's collector admin Secret)`,
     );
   }
+}
+
+/**
+ * Whether a call's peer (grpc-js getPeer(): "127.0.0.1:5000", "::1:5000", "[::1]:5000",
+ * "unknown") is this machine's loopback. An address we cannot read is not local.
+ */
+export function isLoopbackPeer(peer: string): boolean {
+  let host = peer;
+  const port = /:\d+$/.exec(host);
+  if (port) host = host.slice(0, port.index);
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  if (host.startsWith('::ffff:') && net.isIPv4(host.slice(7))) host = host.slice(7);
+  if (net.isIPv4(host)) return host.startsWith('127.');
+  return net.isIPv6(host) && (host === '::1' || host === '0:0:0:0:0:0:0:1');
+}
+
+/**
+ * A collector without an admin token creates volumes (first Hello, RegisterVolume) only
+ * for clients on its own machine: there nobody else can prove who they are, and a client
+ * from the network with a token of its choosing would otherwise make volumes appear.
+ */
+export function remoteCreateRefused(volume: string, what: string): RewindError {
+  return new RewindError(
+    ErrorCodes.PERMISSION_DENIED,
+    `${what}: volume "${volume}" does not exist, and this collector runs without an admin token, so it creates volumes only for clients on its own machine (unix socket or loopback); start it with --admin-token-file FILE and create the volume with RegisterVolume (the controller does, for a ProtectedVolume), or create it from the collector's machine`,
+    { details: { volume } },
+  );
 }
 
 /** Look up an existing volume and check its token; NOT_FOUND / UNAUTHENTICATED otherwise. */

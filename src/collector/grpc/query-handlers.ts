@@ -31,9 +31,9 @@ export interface QueryDeps {
   logger: Logger;
 }
 
-export function unary<Req, Res>(fn: (req: Req, md: grpc.Metadata) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
+export function unary<Req, Res>(fn: (req: Req, md: grpc.Metadata, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
   return (call, cb) => {
-    fn(call.request, call.metadata).then(
+    fn(call.request, call.metadata, call).then(
       (res) => cb(null, res),
       (err) => cb(toStatus(err)),
     );

@@ -6,6 +6,7 @@ import { serverCredentials, type ServerTls } from '../security.js';
 import { adminHandlers } from './admin-handlers.js';
 import { appendHandler, WriterRegistry } from './append-handler.js';
 import { AppendAdmission, type AppendLimits } from './append-limits.js';
+import { isLoopbackPeer } from './auth.js';
 import { csiSnapshotMetadataHandlers } from './csi-snapshot-metadata.js';
 import { loadProtos } from '../../rpc/proto.js';
 import { queryHandlers } from './query-handlers.js';
@@ -60,10 +61,13 @@ export interface CollectorGrpcOptions {
   allowPlaintext?: boolean;
   /**
    * The admin token RegisterVolume and DeleteVolume must present. When set, volumes are
-   * created only by RegisterVolume (createVolumes defaults to false).
+   * created only by RegisterVolume (createVolumes defaults to false). Without it, volumes
+   * are created by their first Hello or by RegisterVolume, but only for clients on this
+   * machine (a unix socket listener, or a loopback peer): a client from the network
+   * cannot make a volume appear with a token of its choosing.
    */
   adminToken?: string;
-  /** Create an unknown volume on its first Hello (default: true without an admin token). */
+  /** Create an unknown volume on its first Hello (default: true without an admin token; local clients only). */
   createVolumes?: boolean;
   /** Bounds on Append streams and the bytes they hold (append-limits.ts; defaults there). */
   appendLimits?: Partial<AppendLimits>;
@@ -91,12 +95,15 @@ export async function startCollectorGrpc(opts: CollectorGrpcOptions): Promise<Co
   const { collector, snapshotMetadata } = loadProtos();
   const registry = new WriterRegistry();
   const admission = new AppendAdmission(opts.appendLimits);
+  // Everything that reaches a unix socket is on this machine (and passed its permissions).
+  const onUnixSocket = 'path' in opts.listen;
+  const isLocal = (call: { getPeer(): string }): boolean => onUnixSocket || isLoopbackPeer(call.getPeer());
   const server = new grpc.Server(SERVER_CHANNEL_OPTIONS);
   widenReceiveWindows(server);
   server.addService(collector.service, {
-    Append: appendHandler({ store, registry, logger, admission, createVolumes: opts.createVolumes ?? opts.adminToken === undefined }),
+    Append: appendHandler({ store, registry, logger, admission, isLocal, createVolumes: opts.createVolumes ?? opts.adminToken === undefined }),
     ...queryHandlers({ store, registry, logger }),
-    ...adminHandlers({ store, registry, logger, adminToken: opts.adminToken }),
+    ...adminHandlers({ store, registry, logger, isLocal, adminToken: opts.adminToken }),
   });
   server.addService(snapshotMetadata.service, csiSnapshotMetadataHandlers(store));
 
