@@ -124,6 +124,12 @@ describe('the timeline page in a real browser, against a collector with real his
     const pixels = await canvasPixels('#chart canvas', [0x7c, 0x3a, 0xed]);
     expect(pixels.painted).toBeGreaterThan(pixels.total * 0.01);
     expect(pixels.matching).toBeGreaterThan(50);
+    // The write-rate series, from the planner's per-interval counts: every byte written.
+    const activity = (await http('GET', '/v1/volumes/data/activity')).body;
+    const written = activity.intervals.reduce((a: number, x: { writtenBytes: number }) => a + x.writtenBytes, 0);
+    expect(written).toBe(2 * MiB + MiB / 2);
+    expect(await page.textContent('#chart-note')).toBe(`${activity.intervals.length} interval${activity.intervals.length === 1 ? '' : 's'} of write activity.`);
+    expect((await canvasPixels('#chart canvas', [0x2f, 0x6f, 0xb3])).matching).toBeGreaterThan(200);
     await page.screenshot({ path: path.join(OUT, '1-timeline.png'), fullPage: true });
   });
 
@@ -182,7 +188,7 @@ describe('the timeline page in a real browser, against a collector with real his
     const byMark = Buffer.from(await (await fetch(`${collector.info.http}/v1/volumes/data/image?at=mark:after-upgrade`)).arrayBuffer());
     expect((await page.textContent('#restore-sha'))!.trim()).toBe(sha(byMark));
     expect(await sha256File((await page.textContent('#restore-file'))!.trim())).toBe(sha(byMark));
-    // Until the planner serves them, /activity and /plan answer 404 and the page says so.
-    expect(pageErrors.filter((e) => !/^HTTP 404 \/v1\/volumes\/data\/(activity|plan)$/.test(e))).toEqual([]);
+    // Until the planner serves it, /plan answers 404 and the page says so.
+    expect(pageErrors.filter((e) => !/^HTTP 404 \/v1\/volumes\/data\/plan$/.test(e))).toEqual([]);
   });
 });

@@ -291,7 +291,7 @@
     const { data, lo, hi } = chartData();
     const has = state.activity !== null;
     $('chart-note').textContent = has
-      ? (state.activity.length === 0 ? 'No writes recorded in this window.' : `${state.activity.length} intervals of write activity.`)
+      ? (state.activity.length === 0 ? 'No writes recorded in this window.' : `${state.activity.length} interval${state.activity.length === 1 ? '' : 's'} of write activity.`)
       : 'Write rate: this collector does not serve GET /v1/volumes/:v/activity yet; marks, window and picked instant are shown.';
     const maxRate = Math.max(1, ...data[1].filter((v) => v !== null));
     const maxLag = Math.max(1, ...data[3].filter((v) => v !== null));
