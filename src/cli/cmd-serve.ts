@@ -15,6 +15,8 @@ import { startControlHttp } from './control-http.js';
 import { flag, need, str, toJson, type Command, type ParsedArgs } from './args.js';
 import { formatNbdUri, parseListen, removeStaleSocket, type ListenAddress } from './listen-address.js';
 import { readSecretFile } from './secret-file.js';
+import { FLUSH_WAIT_HELP, FLUSH_WAIT_OPTIONS, flushWaitFromArgs } from './flush-wait-flags.js';
+import type { FlushWaitOptions } from '../ship/flush-wait.js';
 
 export const serveCommand: Command = {
   name: 'serve',
@@ -23,7 +25,8 @@ export const serveCommand: Command = {
                    [--spool-max SIZE] [--full-policy block|dirty-bitmap] [--http ADDR] [--nbd-memory SIZE]
                    [--collector ADDR --volume NAME --token-file FILE
                     (--tls-dir DIR | --collector-plaintext) [--durability async|flush-sync|sync]
-                    [--connect-timeout DURATION]]
+                    [--connect-timeout DURATION]
+                    [--flush-wait-timeout DURATION] [--flush-wait-policy async|fail]]
 
 --backing      file or block device holding the volume's data (created sparse if --size is given)
 --size         volume size (e.g. 1G); needed when the backing file does not exist yet
@@ -56,6 +59,7 @@ Shipping to a collector (\`rewind collector\`), as the CSI node plugin runs a vo
                an in-place revert made while the volume was detached is pulled in. If the
                collector cannot be asked, start fails — except in async mode with a device
                that already holds data, which is served from the local spool
+${FLUSH_WAIT_HELP}
 
 On start it prints one JSON line with the addresses ({"nbd": URI, "http": URL}).
 SIGINT/SIGTERM: stop accepting, finish in-flight requests, make spool and backing durable, exit 0.
@@ -78,6 +82,7 @@ next start replays the spool onto the backing file before serving.`,
     'collector-plaintext': { type: 'boolean' },
     durability: { type: 'string' },
     'connect-timeout': { type: 'string' },
+    ...FLUSH_WAIT_OPTIONS,
   },
   async run(args, io) {
     const backingPath = need(args, 'backing', this.name);
@@ -100,7 +105,7 @@ next start replays the spool onto the backing file before serving.`,
       spoolMaxBytes,
       fullPolicy,
       mode: remote?.mode ?? 'async',
-      ...(remote ? { collector: remote.collector, connectTimeoutMs: remote.connectTimeoutMs } : {}),
+      ...(remote ? { collector: remote.collector, connectTimeoutMs: remote.connectTimeoutMs, flushWait: remote.flushWait } : {}),
       logger: log,
     });
     const metrics = createRewindMetrics({ sides: ['node'] });
@@ -128,14 +133,14 @@ next start replays the spool onto the backing file before serving.`,
 };
 
 /** The shipping flags, checked together; undefined without --collector (local journal only). */
-async function collectorOptions(args: ParsedArgs, cmd: string): Promise<{ volume: string; mode: DurabilityMode; connectTimeoutMs: number; collector: NonNullable<NodeVolumeOptions['collector']> } | undefined> {
+async function collectorOptions(args: ParsedArgs, cmd: string): Promise<{ volume: string; mode: DurabilityMode; connectTimeoutMs: number; flushWait: FlushWaitOptions; collector: NonNullable<NodeVolumeOptions['collector']> } | undefined> {
   const address = str(args, 'collector');
   const mode = str(args, 'durability') ?? (address !== undefined ? 'flush-sync' : 'async');
   if (!['async', 'flush-sync', 'sync'].includes(mode)) {
     throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `--durability must be async, flush-sync or sync, not "${mode}"`);
   }
   if (address === undefined) {
-    const stray = ['volume', 'token-file', 'tls-dir', 'collector-plaintext', 'connect-timeout'].filter((k) => args.values[k] !== undefined);
+    const stray = ['volume', 'token-file', 'tls-dir', 'collector-plaintext', 'connect-timeout', 'flush-wait-timeout', 'flush-wait-policy'].filter((k) => args.values[k] !== undefined);
     if (stray.length > 0) throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `${stray.map((k) => `--${k}`).join(', ')} only apply with --collector; see \`rewind ${cmd} --help\``);
     if (mode !== 'async') throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `--durability ${mode} needs a collector to wait for; give --collector ADDR, or use async`);
     return undefined;
@@ -152,5 +157,6 @@ async function collectorOptions(args: ParsedArgs, cmd: string): Promise<{ volume
   const token = await readSecretFile(need(args, 'token-file', cmd), '--token-file');
   const timeout = parseDuration(str(args, 'connect-timeout') ?? '60s');
   if (timeout <= 0n) throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `--connect-timeout must be a positive duration such as 30s or 2m`);
-  return { volume, mode: mode as DurabilityMode, connectTimeoutMs: Number(timeout / 1_000_000n), collector: { target, token } };
+  const flushWait = flushWaitFromArgs(args);
+  return { volume, mode: mode as DurabilityMode, connectTimeoutMs: Number(timeout / 1_000_000n), flushWait, collector: { target, token } };
 }

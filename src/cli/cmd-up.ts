@@ -14,6 +14,7 @@ import type { DurabilityMode } from '../ship/journal-filter.js';
 import { openNodeVolume } from '../ship/node-volume.js';
 import { flag, str, toJson, type Command } from './args.js';
 import { startCollectorService } from './collector-service.js';
+import { FLUSH_WAIT_HELP, FLUSH_WAIT_OPTIONS, flushWaitFromArgs } from './flush-wait-flags.js';
 import { formatNbdUri, parseListen, removeStaleSocket, type ListenAddress } from './listen-address.js';
 
 export const upCommand: Command = {
@@ -22,7 +23,7 @@ export const upCommand: Command = {
   usage: `rewind up [--data DIR] [--volume NAME] [--size SIZE] [--nbd ADDR] [--http ADDR]
                 [--durability async|flush-sync|sync] [--retention DURATION] [--spool-max SIZE]
                 [--full-policy block|dirty-bitmap] [--bandwidth BYTES_PER_SEC] [--coalesce]
-                [--nbd-memory SIZE]
+                [--nbd-memory SIZE] [--flush-wait-timeout DURATION] [--flush-wait-policy async|fail]
 
 --data         where everything lives (default ./rewind-data): volumes/NAME.img (the volume),
                spool/NAME/ (node journal), collector/ (history), endpoints.json (for the CLI)
@@ -38,6 +39,7 @@ export const upCommand: Command = {
                blocks inside a shipping batch (less bandwidth, coarser history)
 --nbd-memory   memory all NBD connections together may hold for requests (default 256M,
                at least 32M+64K); past it requests wait, they are never refused
+${FLUSH_WAIT_HELP}
 
 The collector listens on a unix socket inside --data (no TCP port, no admin token): it
 creates a volume on the first Hello of a client on this machine only, i.e. this process's
@@ -58,6 +60,7 @@ Then: rewind mark NAME · rewind restore --at TIME --out FILE · rewind diff · 
     bandwidth: { type: 'string' },
     coalesce: { type: 'boolean' },
     'nbd-memory': { type: 'string' },
+    ...FLUSH_WAIT_OPTIONS,
   },
   async run(args, io) {
     const data = path.resolve(str(args, 'data') ?? 'rewind-data');
@@ -66,6 +69,7 @@ Then: rewind mark NAME · rewind restore --at TIME --out FILE · rewind diff · 
     if (!['async', 'flush-sync', 'sync'].includes(mode)) {
       throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `--durability must be async, flush-sync or sync, not "${mode}"`);
     }
+    const flushWait = flushWaitFromArgs(args);
     const fullPolicy = str(args, 'full-policy') ?? 'block';
     if (fullPolicy !== 'block' && fullPolicy !== 'dirty-bitmap') {
       throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `--full-policy must be block or dirty-bitmap, not "${fullPolicy}"`);
@@ -106,6 +110,7 @@ Then: rewind mark NAME · rewind restore --at TIME --out FILE · rewind diff · 
       spoolMaxBytes,
       fullPolicy,
       mode,
+      flushWait,
       collector: {
         target: { address: grpc.address, allowPlaintext: true },
         token,

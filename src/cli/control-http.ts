@@ -34,6 +34,8 @@ export async function startControlHttp(
     durableSeq: vol.spool.durableSeq.toString(),
     spoolBytes: vol.spool.bytes,
     state: vol.spool.state,
+    // Degraded (reason FlushWaitTimeout) while a flush-sync wait passed --flush-wait-timeout.
+    durability: vol.durability(),
   }));
   app.post<{ Body: { name?: unknown } }>('/v1/marks', async (req, reply) => {
     const name = req.body?.name;

@@ -224,10 +224,19 @@ export const LAG_SAMPLE_MS = 1000;
  * ack) makes the distribution time-weighted whatever the write rate or the number of
  * scrapers: histogram_quantile(0.99, …) is the lag the volume stayed under 99 % of the time.
  */
-export function trackNode(m: RewindMetrics, volume: string, spool: SpoolLike, shipper?: { status(): ShipperStatus }, opts: { spoolMaxBytes?: number } = {}): () => void {
+export function trackNode(
+  m: RewindMetrics,
+  volume: string,
+  spool: SpoolLike,
+  shipper?: { status(): ShipperStatus },
+  opts: { spoolMaxBytes?: number; durability?: () => { degraded: boolean; timeouts: number } } = {},
+): () => void {
   const off = m.onScrape(() => {
     observeSpool(m, volume, spool, opts.spoolMaxBytes);
     if (shipper) observeShipper(m, volume, shipper.status());
+    const d = opts.durability?.() ?? { degraded: false, timeouts: 0 };
+    m.durabilityDegraded.set({ volume }, d.degraded ? 1 : 0);
+    advance(m.flushWaitTimeouts, volume, d.timeouts);
   });
   if (!shipper) return off;
   m.shippingLag.zero({ volume });

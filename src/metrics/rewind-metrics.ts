@@ -30,6 +30,9 @@ export interface RewindMetrics {
   readonly shipperConnected: Gauge<'volume'>;
   readonly reconnects: Counter<'volume'>;
   readonly shipperBytesSent: Counter<'volume'>;
+  /** 1 while a flush-sync/sync wait passed --flush-wait-timeout and the collector has not caught up (flush-wait.ts). */
+  readonly durabilityDegraded: Gauge<'volume'>;
+  readonly flushWaitTimeouts: Counter<'volume'>;
   // --- both: the node's view is the collector's ack, the collector's its own journal ---
   readonly durableSeq: Gauge<'volume'>;
   // --- collector side ---
@@ -98,6 +101,8 @@ export function createRewindMetrics(opts: { prefix?: string; sides?: readonly Me
     shipperConnected: new Gauge({ name: `${p}shipper_connected`, help: 'Whether the shipper has an open append stream to the collector (1) or not (0)', labelNames: ['volume'], registers: on('node') }),
     reconnects: new Counter({ name: `${p}shipper_reconnects_total`, help: 'Append stream reconnects by the shipper', labelNames: ['volume'], registers: on('node') }),
     shipperBytesSent: new Counter({ name: `${p}shipper_bytes_sent_total`, help: 'Bytes of entries sent by the shipper', labelNames: ['volume'], registers: on('node') }),
+    durabilityDegraded: new Gauge({ name: `${p}durability_degraded`, help: 'Whether a flush-sync or sync wait for the collector passed --flush-wait-timeout and the collector has not caught up yet (1: Degraded) or not (0)', labelNames: ['volume'], registers: on('node') }),
+    flushWaitTimeouts: new Counter({ name: `${p}flush_wait_timeouts_total`, help: 'Waits for the collector (flush-sync FLUSH/FUA, sync writes) that passed --flush-wait-timeout', labelNames: ['volume'], registers: on('node') }),
     durableSeq: new Gauge({ name: `${p}durable_seq`, help: 'Highest contiguous durable seq', labelNames: ['volume'], registers: on('both') }),
     entriesAppended: new Counter({ name: `${p}entries_appended_total`, help: 'Journal entries appended durably by the collector', labelNames: ['volume'], registers: on('collector') }),
     bytesAppended: new Counter({ name: `${p}bytes_appended_total`, help: 'Payload bytes of entries appended durably by the collector', labelNames: ['volume'], registers: on('collector') }),
