@@ -65,3 +65,56 @@ describe('GET /v1/volumes/:v/activity', () => {
     expect(await get(`/v1/volumes/a/activity?from=${T0 + 20n * S}&to=${T0}`)).toMatchObject({ status: 400, body: { code: 'REWIND_ERR_INVALID_ARGUMENT' } });
   });
 });
+
+describe('GET /v1/volumes/:v/plan and /v1/plan', () => {
+  const win = `from=${T0}&to=${T0 + 29n * S}`;
+
+  it('plans one volume: bytes, rates, the bandwidth for an RPO with its lag curve, links, a given link and a resync', async () => {
+    const r = await get(`/v1/volumes/a/plan?${win}&rpo=10s&link=1kB/s&bandwidth=8kbit&outage=10s`);
+    expect(r.status).toBe(200);
+    const p = r.body;
+    expect(p).toMatchObject({ volume: 'a', basis: 'written', window: { intervals: 3, seconds: 30, intervalNs: '10000000000' } });
+    expect(p.bytes).toEqual({ written: 20480, unique: 12288, uniqueByInterval: 12288, coalescingSavings: 8192, savingsRatio: 0.4, approximate: false });
+    expect(p.rates.written).toEqual({ peak: 1228.8, p95: 1228.8, mean: 20480 / 30 });
+    // 12288 B in 10 s against a 10 s target: 614.4 B/s; 1 kB/s links: 1.
+    expect(p.rpo.recommendedBandwidth).toBeCloseTo(614.4, 6);
+    expect(p.rpo.curve).toHaveLength(3);
+    expect(p.rpo.curve[0]).toEqual({ t: String(T0 + 10n * S), queuedBytes: expect.any(Number), lagSeconds: expect.any(Number) });
+    expect(p.links).toEqual({ linkBandwidth: 1000, count: 1 });
+    // 8 kbit = 1000 B/s: 2288 B left after the first interval (2.288 s), none after.
+    expect(p.bandwidth).toMatchObject({ bandwidth: 1000, achievedRpoSeconds: 2.288, keepsUp: true, finalQueuedBytes: 0 });
+    // Worst 10 s outage: the last interval (8192 distinct bytes), drained past the series at
+    // 1000 B/s against the mean 682.7 B/s; after the first one it takes 4.096 s, after the idle one 0.
+    expect(p.resync).toMatchObject({ outageSeconds: 10, intervals: 1, bandwidth: 1000, worstStart: String(T0 + 20n * S), resyncBytes: 8192, backlogBytes: 8192 });
+    expect(p.resync.seconds).toBeCloseTo(8192 / (1000 - 20480 / 30), 9);
+  });
+
+  it('plans a group: sums across volumes, and lists each volume', async () => {
+    const b = await store.createVolume('b', 1n << 20n);
+    await b.append([write('b', 0, 8192, T0 + 11n * S), write('b', 0, 8192, T0 + 12n * S)]);
+    const r = await get(`/v1/plan?volumes=a,b&${win}&rpo=10s`);
+    expect(r.status).toBe(200);
+    expect(r.body.volumes).toEqual(['a', 'b']);
+    expect(r.body.bytes).toMatchObject({ written: 20480 + 16384, unique: 12288 + 8192 });
+    expect(r.body.perVolume.map((x: { volume: string; bytes: { written: number } }) => [x.volume, x.bytes.written])).toEqual([['a', 20480], ['b', 16384]]);
+    expect(r.body.perVolume[0].rpo.curve).toBeUndefined();
+  });
+
+  it('refuses bad input with stable codes and a message that says what to give', async () => {
+    const bad = async (q: string, code: string, status = 400) => {
+      const r = await get(q);
+      expect(r).toMatchObject({ status, body: { code } });
+      return r.body.message as string;
+    };
+    expect(await bad('/v1/volumes/a/plan?rpo=0s', 'REWIND_ERR_INVALID_ARGUMENT')).toMatch(/rpo must be more than 0/);
+    expect(await bad('/v1/volumes/a/plan?rpo=soon', 'REWIND_ERR_INVALID_ARGUMENT')).toMatch(/rpo: cannot read "soon" as a duration/);
+    expect(await bad('/v1/volumes/a/plan?outage=-5m', 'REWIND_ERR_INVALID_ARGUMENT')).toMatch(/outage/);
+    expect(await bad('/v1/volumes/a/plan?bandwidth=fast', 'REWIND_ERR_INVALID_ARGUMENT')).toMatch(/100Mbit/);
+    expect(await bad('/v1/volumes/a/plan?link=0Mbit', 'REWIND_ERR_INVALID_ARGUMENT')).toMatch(/more than 0/);
+    expect(await bad('/v1/volumes/a/plan?basis=best', 'REWIND_ERR_INVALID_ARGUMENT')).toMatch(/written/);
+    expect(await bad('/v1/volumes/zz/plan?rpo=1m', 'REWIND_ERR_NOT_FOUND', 404)).toMatch(/no volume "zz"/);
+    expect(await bad('/v1/plan?volumes=a,zz', 'REWIND_ERR_NOT_FOUND', 404)).toMatch(/no volume "zz"/);
+    expect(await bad('/v1/plan', 'REWIND_ERR_INVALID_ARGUMENT')).toMatch(/volumes is required/);
+    expect(await bad('/v1/plan?volumes=a,b&from=mark:m1', 'REWIND_ERR_INVALID_ARGUMENT')).toMatch(/instants/);
+  });
+});

@@ -1,12 +1,19 @@
 import type { FastifyInstance } from 'fastify';
 import { ErrorCodes, RewindError } from '../../core/errors.js';
-import { parseBound, windowOf, type ActivitySource } from '../planner/window.js';
+import { parsePlanParams } from '../planner/params.js';
+import { planWindows } from '../planner/plan.js';
+import { defaultBounds, parseBound, windowOf, type ActivitySource } from '../planner/window.js';
 import type { CollectorStore } from '../store/collector-store.js';
 import type { VolumeStore } from '../store/volume-store.js';
+
+/** Volumes one group plan may sum (each is a union of maps per outage placement). */
+export const MAX_GROUP_VOLUMES = 256;
 
 /**
  * The planner's HTTP routes (DESIGN §3 Planner; shapes in docs/planner.md):
  *   GET /v1/volumes/:v/activity?from=&to=      the per-interval series (the timeline charts it)
+ *   GET /v1/volumes/:v/plan?from=&to=&rpo=&link=&outage=&bandwidth=&basis=
+ *   GET /v1/plan?volumes=a,b&…                 the same for volumes sharing one link
  */
 export function registerPlanRoutes(app: FastifyInstance, store: CollectorStore): void {
   type Q = { Querystring: Record<string, string | undefined> };
@@ -21,6 +28,32 @@ export function registerPlanRoutes(app: FastifyInstance, store: CollectorStore):
       to: w.end,
       intervals: w.intervals.map((x) => ({ start: x.start, end: x.end, writtenBytes: x.writtenBytes, uniqueBytes: x.uniqueBytes, writeOps: x.writeOps })),
     };
+  });
+
+  app.get<{ Params: { v: string } } & Q>('/v1/volumes/:v/plan', async (req) => {
+    const params = parsePlanParams(req.query);
+    const src = sourceOf(volumeOf(store, req.params.v));
+    const w = windowOf(src, parseBound(req.query.from, 'from', src), parseBound(req.query.to, 'to', src));
+    return { volume: src.name, ...planWindows([w], params) };
+  });
+
+  app.get<Q>('/v1/plan', async (req) => {
+    const names = [...new Set((req.query.volumes ?? '').split(',').map((s) => s.trim()).filter((s) => s !== ''))];
+    if (names.length === 0) throw new RewindError(ErrorCodes.INVALID_ARGUMENT, 'volumes is required: a comma-separated list of the volumes that share the link (volumes=a,b)', { details: { parameter: 'volumes' } });
+    if (names.length > MAX_GROUP_VOLUMES) throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `a group plan takes at most ${MAX_GROUP_VOLUMES} volumes, got ${names.length}; split the group`, { details: { parameter: 'volumes' } });
+    const params = parsePlanParams(req.query);
+    const srcs = names.map((n) => sourceOf(volumeOf(store, n)));
+    // One grid for every volume: the union of their default windows unless bounds are given.
+    const bounds = srcs.map(defaultBounds);
+    const from = parseBound(req.query.from, 'from') ?? bounds.reduce((a, b) => (b.from < a ? b.from : a), bounds[0]!.from);
+    const to = parseBound(req.query.to, 'to') ?? bounds.reduce((a, b) => (b.to > a ? b.to : a), bounds[0]!.to);
+    const windows = srcs.map((s) => windowOf(s, from, to));
+    const perVolume = srcs.map((s, i) => {
+      const { rpo, bandwidth, ...rest } = planWindows([windows[i]!], params);
+      // Curves per volume would multiply the answer by the group's size: the group's carries them.
+      return { volume: s.name, ...rest, ...(rpo ? { rpo: { ...rpo, curve: undefined } } : {}), ...(bandwidth ? { bandwidth: { ...bandwidth, curve: undefined } } : {}) };
+    });
+    return { volumes: names, ...planWindows(windows, params), perVolume };
   });
 }
 

@@ -50,6 +50,15 @@ export interface Window {
 
 const alignDown = (t: bigint, i: bigint) => t - (((t % i) + i) % i);
 
+/** The whole retained history: from its start to the end of the newest interval. */
+export function defaultBounds(src: ActivitySource): { from: bigint; to: bigint } {
+  const I = src.intervalNs;
+  const xs = src.intervals;
+  const lastEnd = xs.length > 0 ? xs[xs.length - 1]!.end : alignDown(src.latestNs, I) + I;
+  const from = xs.length > 0 && xs[0]!.start < src.historyStartNs ? xs[0]!.start : src.historyStartNs;
+  return { from, to: lastEnd - 1n > src.latestNs ? lastEnd - 1n : src.latestNs };
+}
+
 /**
  * The volume's intervals overlapping [from, to], one per interval length with gaps filled by
  * zeros, so a chart and the queue simulation see time that passes without writes. Defaults:
@@ -58,13 +67,14 @@ const alignDown = (t: bigint, i: bigint) => t - (((t % i) + i) % i);
 export function windowOf(src: ActivitySource, from: bigint | undefined, to: bigint | undefined): Window {
   const I = src.intervalNs;
   const xs = src.intervals;
-  const lastEnd = xs.length > 0 ? xs[xs.length - 1]!.end : alignDown(src.latestNs, I) + I;
-  const firstStart = xs.length > 0 && xs[0]!.start < src.historyStartNs ? xs[0]!.start : src.historyStartNs;
-  const f = from ?? firstStart;
-  const t = to ?? (lastEnd > src.latestNs ? lastEnd - 1n : src.latestNs);
+  const d = from === undefined || to === undefined ? defaultBounds(src) : undefined;
+  const f = from ?? d!.from;
+  const t = to ?? d!.to;
   if (t < f) throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `the window ends (to) before it starts (from); give from ≤ to`, { details: { from: f, to: t } });
-  const start = alignDown(f, I);
   const end = alignDown(t, I) + I;
+  let start = alignDown(f, I);
+  // A default window longer than an answer may be keeps its newest part; given bounds are refused.
+  if (from === undefined && (end - start) / I > BigInt(MAX_WINDOW_INTERVALS)) start = end - BigInt(MAX_WINDOW_INTERVALS) * I;
   const n = (end - start) / I;
   if (n > BigInt(MAX_WINDOW_INTERVALS)) {
     throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `the window holds ${n} intervals of ${Number(I) / 1e9} s, more than ${MAX_WINDOW_INTERVALS}; narrow it with from/to`, { details: { intervals: n } });
