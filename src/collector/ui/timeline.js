@@ -11,7 +11,8 @@
     volume: '',
     info: null, // GET /v1/volumes/:v
     marks: [],
-    activity: null, // [{start, end, writtenBytes, uniqueBytes, lagSeconds?}] in seconds/bytes, or null when unavailable
+    activity: null, // [{start, end, writtenBytes, uniqueBytes}] in seconds/bytes, or null when unavailable
+    lag: null, // {label, points: [[sec, lagSeconds]]}: the planner's simulated shipping lag, or null
     restoreDir: null,
     pickedSec: null, // the picked instant, whole seconds since the epoch
     pickedMark: '', // a mark name, or '' for the instant
@@ -33,9 +34,10 @@
   function duration(sec) {
     sec = Math.round(sec);
     if (sec < 60) return `${sec} s`;
-    if (sec < 3600) return `${Math.floor(sec / 60)} min ${sec % 60} s`;
-    if (sec < 86400) return `${Math.floor(sec / 3600)} h ${Math.floor((sec % 3600) / 60)} min`;
-    return `${Math.floor(sec / 86400)} d ${Math.floor((sec % 86400) / 3600)} h`;
+    const two = (a, ua, b, ub) => (b === 0 ? `${a} ${ua}` : `${a} ${ua} ${b} ${ub}`);
+    if (sec < 3600) return two(Math.floor(sec / 60), 'min', sec % 60, 's');
+    if (sec < 86400) return two(Math.floor(sec / 3600), 'h', Math.floor((sec % 3600) / 60), 'min');
+    return two(Math.floor(sec / 86400), 'd', Math.floor((sec % 86400) / 3600), 'h');
   }
   const timeOfDay = (sec) => iso(sec).slice(11, 19);
 
@@ -134,10 +136,11 @@
     $('slider').max = String(w.hi);
     if (state.pickedMark && state.marks.some((m) => m.name === state.pickedMark)) pickMark(state.pickedMark);
     else pickInstant(state.pickedSec ?? w.hi);
-    renderChart();
     $('restore-start').disabled = !state.restoreDir;
     if (!state.restoreDir) setStatus($('restore-status'), 'Restore jobs are off on this collector: start it with --restore-dir DIR.', 'error');
     await loadPlan();
+    renderSummary();
+    renderChart();
     setStatus($('status'), `Updated ${timeOfDay(Date.now() / 1000)} UTC`);
   }
 
@@ -151,12 +154,7 @@
     try {
       const r = await api('GET', vpath(`/activity?from=${encodeURIComponent(isoNs(w.earliest))}&to=${encodeURIComponent('now')}`));
       const items = Array.isArray(r) ? r : (r.intervals || r.activity || r.items || []);
-      return items.map((x) => {
-        const start = nsToSec(x.start);
-        const end = nsToSec(x.end);
-        const lag = x.lagSeconds !== undefined ? Number(x.lagSeconds) : x.lagNs !== undefined ? Number(x.lagNs) / NS : undefined;
-        return { start, end, writtenBytes: Number(x.writtenBytes), uniqueBytes: Number(x.uniqueBytes), ...(lag !== undefined ? { lagSeconds: lag } : {}) };
-      });
+      return items.map((x) => ({ start: nsToSec(x.start), end: nsToSec(x.end), writtenBytes: Number(x.writtenBytes), uniqueBytes: Number(x.uniqueBytes) }));
     } catch (e) {
       if (e.status === 404 && e.code !== 'REWIND_ERR_NOT_FOUND') return null;
       if (e.status === 404 && /no route/.test(e.message)) return null;
@@ -169,17 +167,9 @@
     const w = windowSec();
     $('f-window').textContent = `${iso(Math.floor(w.earliest))} → ${timeOfDay(Math.floor(w.latest))} (${duration(w.latest - w.earliest)})`;
     $('f-latest').textContent = `${iso(Math.floor(w.latest))} · seq ${i.durableSeq}`;
-    const lag = latestLag();
-    $('f-lag').textContent = lag === undefined ? 'not reported' : duration(lag);
+    $('f-lag').textContent = state.lag ? `max ${duration(Math.max(0, ...state.lag.points.map((p) => p[1])))} ${state.lag.label}` : 'no planner';
     $('f-marks').textContent = String(state.marks.length);
     $('f-size').textContent = bytes(i.size);
-  }
-
-  function latestLag() {
-    const a = state.activity;
-    if (!a) return undefined;
-    for (let k = a.length - 1; k >= 0; k--) if (a[k].lagSeconds !== undefined) return a[k].lagSeconds;
-    return undefined;
   }
 
   function renderMarks() {
@@ -211,19 +201,21 @@
     const written = [];
     const unique = [];
     const lag = [];
+    // The simulated lag is given at each interval's end: the next interval's start.
+    const lagAt = new Map((state.lag ? state.lag.points : []).map(([t, l]) => [Math.round(t * 1000), l]));
     for (const it of a) {
       const secs = Math.max(it.end - it.start, 1e-3);
       xs.push(it.start);
       written.push(it.writtenBytes / secs);
       unique.push(it.uniqueBytes / secs);
-      lag.push(it.lagSeconds ?? null);
+      lag.push(lagAt.get(Math.round(it.start * 1000)) ?? (xs.length === 1 && state.lag ? 0 : null));
     }
     if (a.length > 0) {
       // Close the last step at its interval's end.
       xs.push(a[a.length - 1].end);
       written.push(written[written.length - 1]);
       unique.push(unique[unique.length - 1]);
-      lag.push(lag[lag.length - 1]);
+      lag.push(lagAt.get(Math.round(a[a.length - 1].end * 1000)) ?? null);
     }
     const lo = Math.min(w.earliest, xs[0] ?? w.earliest);
     const hi = Math.max(w.latest, xs[xs.length - 1] ?? w.latest, lo + 1);
@@ -305,7 +297,7 @@
         { value: (u, v) => (v === null ? '—' : iso(Math.floor(v))) },
         { label: 'written', scale: 'rate', stroke: css('--written'), fill: 'rgba(47,111,179,0.18)', width: 2, paths: stepped, value: (u, v) => (v === null ? '—' : `${bytes(v)}/s`) },
         { label: 'unique', scale: 'rate', stroke: css('--unique'), width: 2, paths: stepped, value: (u, v) => (v === null ? '—' : `${bytes(v)}/s`) },
-        { label: 'lag', scale: 'lag', stroke: css('--lag'), width: 2, dash: [6, 3], value: (u, v) => (v === null ? '—' : duration(v)) },
+        { label: state.lag ? `simulated lag ${state.lag.label}` : 'lag', scale: 'lag', stroke: css('--lag'), width: 2, dash: [6, 3], spanGaps: true, points: { show: true, size: 5 }, value: (u, v) => (v === null ? '—' : duration(v)) },
       ],
       axes: [
         // Whole seconds at the finest (points are picked to the second), UTC, the date under
@@ -328,45 +320,84 @@
     });
   }
 
-  // ---- the planner's curve -----------------------------------------------------------
-  /**
-   * Bandwidth needed against target RPO from GET /v1/volumes/:v/plan. Reads a list of
-   * {rpoSeconds, bandwidthBytesPerSecond} points under `curve` (or `bandwidthVsRpo`).
-   */
-  function planCurve(p) {
-    const pts = (p && (p.curve || p.bandwidthVsRpo || p.rpoCurve)) || [];
-    return pts.map((x) => [Number(x.rpoSeconds ?? Number(x.rpoNs) / NS), Number(x.bandwidthBytesPerSecond ?? x.bandwidth ?? x.bytesPerSecond)]).filter(([a, b]) => Number.isFinite(a) && Number.isFinite(b)).sort((a, b) => a[0] - b[0]);
-  }
+  // ---- the planner -----------------------------------------------------------------
+  /** The RPOs the bandwidth-vs-RPO curve is drawn at (seconds). */
+  const CURVE_RPOS = [1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
 
+  /**
+   * GET /v1/volumes/:v/plan over the whole retained history: one call for the target RPO
+   * (and the link, whose simulated lag goes on the timeline), one per point of the curve —
+   * the API answers one RPO per call.
+   */
   async function loadPlan() {
+    const box = $('plan');
     const el = $('plan-chart');
-    let plan;
+    const note = $('plan-note');
+    const basis = $('plan-basis').value;
+    const rpo = $('plan-rpo').value.trim() || '30s';
+    const link = $('plan-link').value.trim();
+    box.dataset.state = 'running';
+    const q = (extra) => vpath(`/plan?basis=${encodeURIComponent(basis)}${extra}`);
+    let main;
     try {
-      plan = await api('GET', vpath('/plan'));
+      main = await api('GET', q(`&rpo=${encodeURIComponent(rpo)}${link ? `&bandwidth=${encodeURIComponent(link)}` : ''}`));
     } catch (e) {
       if (state.planChart) state.planChart.destroy(), (state.planChart = null);
       el.replaceChildren();
-      $('plan-note').textContent = e.status === 404 ? 'The planner is not available on this collector (GET /v1/volumes/:v/plan).' : `Planner: ${errText(e)}`;
+      $('plan-facts').hidden = true;
+      state.lag = null;
+      box.dataset.state = e.status === 404 ? 'unavailable' : 'error';
+      setStatus(note, e.status === 404 && /no route/.test(e.message) ? 'The planner is not available on this collector (GET /v1/volumes/:v/plan).' : `Planner: ${errText(e)}`, e.status === 404 ? '' : 'error');
       return;
     }
-    const pts = planCurve(plan);
-    if (pts.length === 0) {
-      $('plan-note').textContent = 'The planner has no curve for this window yet.';
-      return;
-    }
-    $('plan-note').textContent = `Each point: the link bandwidth that keeps the shipping lag under that RPO over the observed writes.`;
+    const curve = await Promise.all(CURVE_RPOS.map((r) => api('GET', q(`&rpo=${r}s`)).then((p) => [r, p.rpo.recommendedBandwidth], () => [r, null])));
+    // The lag on the timeline: under the link given, else under the recommended bandwidth.
+    const lagSource = main.bandwidth || main.rpo;
+    state.lag = lagSource ? { label: main.bandwidth ? `at ${bytes(main.bandwidth.bandwidth)}/s` : `at ${bytes(main.rpo.recommendedBandwidth)}/s (recommended)`, points: lagSource.curve.map((c) => [nsToSec(c.t), c.lagSeconds]) } : null;
+    $('p-needed').textContent = `${bytes(main.rpo.recommendedBandwidth)}/s for ${duration(main.rpo.targetSeconds)}${main.links ? ` (${main.links.count} links)` : ''}`;
+    $('p-link').textContent = main.bandwidth ? `RPO ${duration(main.bandwidth.achievedRpoSeconds)}${main.bandwidth.keepsUp ? '' : ' — falls behind'}` : 'no link given';
+    const r = main.rates[basis];
+    $('p-rates').textContent = `${bytes(r.peak)}/s · ${bytes(r.p95)}/s · ${bytes(r.mean)}/s`;
+    $('p-savings').textContent = `${bytes(main.bytes.coalescingSavings)} (${(100 * main.bytes.savingsRatio).toFixed(0)} %)`;
+    $('plan-facts').hidden = false;
+    const pts = curve.filter((c) => c[1] !== null);
+    const warn = main.warnings && main.warnings.length ? ` ${main.warnings.join(' ')}` : '';
+    setStatus(note, `Bandwidth that keeps the simulated shipping lag under each RPO, over ${duration(main.window.seconds)} of recorded writes (${main.window.intervals} intervals of ${duration(Number(main.window.intervalNs) / NS)}).${warn}`);
+    const target = main.rpo.targetSeconds;
     const opts = {
       width: Math.max(320, el.clientWidth || 900), height: 240,
-      scales: { x: { time: false }, y: { range: (u, a, b) => [0, b * 1.1 || 1] } },
+      scales: { x: { time: false, distr: 3, log: 10 }, y: { range: (u, lo, hi) => [0, Math.max(hi, main.bandwidth ? main.bandwidth.bandwidth : 0) * 1.1 || 1] } },
       series: [
         { label: 'target RPO', value: (u, v) => (v === null ? '—' : duration(v)) },
-        { label: 'bandwidth needed', stroke: css('--written'), width: 2, points: { show: true }, value: (u, v) => (v === null ? '—' : `${bytes(v)}/s`) },
+        { label: 'bandwidth needed', stroke: css('--written'), width: 2, points: { show: true, size: 6 }, value: (u, v) => (v === null ? '—' : `${bytes(v)}/s`) },
       ],
-      axes: [{ values: (u, t) => t.map((x) => duration(x)) }, { size: 86, values: (u, t) => t.map((x) => `${bytes(x)}/s`) }],
+      // Ticks at the RPOs planned for, not at the log scale's decades and their minors.
+      axes: [{ splits: () => pts.map((p) => p[0]), values: (u, t) => t.map((x) => (x === null ? '' : duration(x))) }, { size: 86, values: (u, t) => t.map((x) => `${bytes(x)}/s`) }],
+      hooks: {
+        draw: [(u) => {
+          // The target RPO (vertical) and the link given (horizontal).
+          const ctx = u.ctx;
+          const { left, top, width, height } = u.bbox;
+          const dpr = devicePixelRatio || 1;
+          ctx.save();
+          ctx.lineWidth = 2 * dpr;
+          ctx.setLineDash([5 * dpr, 4 * dpr]);
+          ctx.strokeStyle = css('--picked');
+          const x = u.valToPos(target, 'x', true);
+          if (x >= left && x <= left + width) { ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, top + height); ctx.stroke(); }
+          if (main.bandwidth) {
+            ctx.strokeStyle = css('--lag');
+            const y = u.valToPos(main.bandwidth.bandwidth, 'y', true);
+            ctx.beginPath(); ctx.moveTo(left, y); ctx.lineTo(left + width, y); ctx.stroke();
+          }
+          ctx.restore();
+        }],
+      },
     };
     if (state.planChart) state.planChart.destroy();
     el.replaceChildren();
     state.planChart = new uPlot(opts, [pts.map((p) => p[0]), pts.map((p) => p[1])], el);
+    box.dataset.state = 'done';
   }
 
   // ---- restore -----------------------------------------------------------------------
@@ -503,6 +534,8 @@
     $('restore-path').addEventListener('input', () => ($('restore-path').dataset.edited = '1'));
     $('restore-start').addEventListener('click', () => void startRestore());
     $('diff-start').addEventListener('click', () => void showDiff());
+    $('plan-start').addEventListener('click', () => void loadPlan().then(() => { renderSummary(); renderChart(); }).catch(fail));
+    for (const id of ['plan-rpo', 'plan-link']) $(id).addEventListener('keydown', (e) => { if (e.key === 'Enter') $('plan-start').click(); });
     $('refresh').addEventListener('click', () => void loadVolume().catch(fail));
     $('volume').addEventListener('change', () => {
       state.volume = $('volume').value;
