@@ -36,3 +36,9 @@ fi
 if [ "${REWIND_SKIP_CLUSTER_TOOLS:-}" != "1" ]; then
   bash scripts/helm.sh >/dev/null
 fi
+
+# promtool for the alert rules' checks and unit tests (test/integration/alert-rules.test.ts):
+# built once with Go into the same cache. REWIND_SKIP_PROMTOOL=1 skips only this one.
+if [ "${REWIND_SKIP_CLUSTER_TOOLS:-}" != "1" ] && [ "${REWIND_SKIP_PROMTOOL:-}" != "1" ]; then
+  bash scripts/promtool.sh >/dev/null
+fi
