@@ -8,6 +8,8 @@ import { upCommand } from './cmd-up.js';
 import { collectorCommand } from './cmd-collector.js';
 import { diffCommand, markCommand, restoreCommand, statusCommand } from './cmd-client.js';
 import { exportCommand } from './cmd-export.js';
+import { planCommand } from './cmd-plan.js';
+import { csiCommand } from './cmd-csi.js';
 
 /** Every command, in the order `rewind --help` lists them. */
 export const COMMANDS: Command[] = [
@@ -16,10 +18,12 @@ export const COMMANDS: Command[] = [
   markCommand,
   restoreCommand,
   diffCommand,
+  planCommand,
   exportCommand,
   serveCommand,
   collectorCommand,
   controllerCommand,
+  csiCommand,
   verifyCommand,
   dumpCommand,
   replayCommand,
