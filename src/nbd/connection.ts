@@ -15,6 +15,8 @@ export interface ConnectionOptions {
   handshakeTimeoutMs: number;
   /** Request memory shared with the process's other connections (memory-budget.ts). */
   memory?: MemoryBudget;
+  /** See PAYLOAD_STALL_MS. */
+  payloadStallMs?: number;
 }
 
 /**
@@ -71,7 +73,7 @@ export async function serveConnection(raw: Socket, opts: ConnectionOptions): Pro
     return end;
   }
   opts.logger?.debug('nbd transmission', { export: end.session.exportName, structured: end.session.structuredReplies });
-  const t = new Transmission(socket, reader.queue, end.session, opts.logger, opts.memory);
+  const t = new Transmission(socket, reader.queue, end.session, opts.logger, opts.memory, opts.payloadStallMs);
   // TLS sockets decrypt into their own buffers, so only plain ones read into ours.
   if (socket !== raw || !t.readIntoOwnBuffers()) socket.on('data', (d: Buffer) => t.push(d));
   socket.on('close', () => t.close());

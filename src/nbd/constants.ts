@@ -151,6 +151,13 @@ export const MAX_INFLIGHT_BYTES = 64 * 1024 * 1024;
 export const MAX_INFLIGHT_REQUESTS = 256;
 /** Block status replies: cap on descriptors per reply chunk. */
 export const MAX_BLOCK_STATUS_EXTENTS = 1024;
+/**
+ * A WRITE whose payload stops arriving for this long closes the connection (nothing can
+ * be replied to a half-received write). Its memory is reserved (memory-budget.ts) while it
+ * comes, so a client sending headers alone would otherwise hold that memory for good.
+ * The Linux NBD client's own I/O timeout defaults to 30 s too.
+ */
+export const PAYLOAD_STALL_MS = 30_000;
 /** Handshake must finish within this time (idle half-open connections cost a socket). */
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
 /** Default connection cap per server. */

@@ -31,8 +31,10 @@ interface Waiter {
 export const DEFAULT_MEMORY_BUDGET = 256 * 1024 * 1024;
 /**
  * Objects around each request, whatever its payload: the parsed header, its promise and
- * closures, the reply Buffer and the socket's write entry (an estimate, rounded up).
- * Without it a flood of tiny requests whose replies are never
+ * closures, the reply Buffer and the socket's write entry. Measured: 4 connections sending
+ * 1-byte READs and never reading the replies, server in its own process, until the bound
+ * stopped them: heap + array buffers grew 303–359 bytes per request held, RSS 170 MiB in
+ * all for the 256 MiB reserved. Without it a flood of tiny requests whose replies are never
  * read would be nearly free against the bound while costing real heap.
  */
 export const REQUEST_OVERHEAD_BYTES = 512;

@@ -28,6 +28,8 @@ export interface NbdServerOptions {
    * past it they wait. Default: the process-wide `nbdMemory`, shared by every server.
    */
   memory?: MemoryBudget;
+  /** A WRITE payload that stops arriving for this long closes its connection (PAYLOAD_STALL_MS). */
+  payloadStallMs?: number;
 }
 
 export type ListenOptions = { host: string; port: number } | { path: string };
@@ -61,6 +63,7 @@ export function createNbdServer(opts: NbdServerOptions): NbdServer {
       exports: opts.exports,
       handshakeTimeoutMs,
       memory: opts.memory ?? nbdMemory,
+      ...(opts.payloadStallMs !== undefined ? { payloadStallMs: opts.payloadStallMs } : {}),
       ...(opts.logger ? { logger: opts.logger } : {}),
       ...(tlsConf ? { tls: tlsConf } : {}),
     }).catch((err: unknown) => {

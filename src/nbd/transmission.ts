@@ -3,7 +3,7 @@ import type { Logger } from '../core/logger.js';
 import { CheckedBackend, type Refusal } from './backend-checked.js';
 import { ByteQueue } from './byte-queue.js';
 import {
-  BASE_ALLOCATION_ID, MAX_INFLIGHT_BYTES, MAX_INFLIGHT_REQUESTS, MAX_REQUEST_PAYLOAD, NBD_CMD_BLOCK_STATUS, NBD_CMD_CACHE,
+  BASE_ALLOCATION_ID, PAYLOAD_STALL_MS, MAX_INFLIGHT_BYTES, MAX_INFLIGHT_REQUESTS, MAX_REQUEST_PAYLOAD, NBD_CMD_BLOCK_STATUS, NBD_CMD_CACHE,
   NBD_CMD_DISC, NBD_CMD_FLAG_FUA, NBD_CMD_FLAG_NO_HOLE, NBD_CMD_FLAG_REQ_ONE, NBD_CMD_FLUSH, NBD_CMD_READ, NBD_CMD_TRIM,
   NBD_CMD_WRITE, NBD_CMD_WRITE_ZEROES, NBD_EINVAL, NBD_EOVERFLOW, NBD_REQUEST_MAGIC, REQUEST_HEADER_SIZE,
   NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE, NBD_SIMPLE_REPLY_MAGIC, SIMPLE_REPLY_HEADER_SIZE, STRUCTURED_REPLY_HEADER_SIZE,
@@ -76,6 +76,16 @@ export class Transmission {
    */
   private headGrant = 0;
   private starving: MemoryGrant | null = null;
+  /**
+   * Stalled payloads (PAYLOAD_STALL_MS): reads counted, a timer armed while a WRITE payload
+   * is incomplete, and the count when it was armed. A timer that finds no read since, while
+   * we were reading, closes the connection.
+   */
+  private arrivals = 0;
+  private stallTimer: NodeJS.Timeout | null = null;
+  private stallMark = 0;
+  /** A WRITE header waits in the queue for its payload ('data' chunks). */
+  private awaitingPayload = false;
   private corked = false;
   /** Done replies gathered this turn (see sendDone). */
   private doneBuf: Buffer | null = null;
@@ -100,6 +110,7 @@ export class Transmission {
     private readonly session: NegotiatedSession,
     private readonly logger?: Logger,
     private readonly budget: MemoryBudget = nbdMemory,
+    private readonly payloadStallMs: number = PAYLOAD_STALL_MS,
   ) {
     this.checked = new CheckedBackend(session.backend, session.structuredReplies, session.baseAllocation);
     this.gather = typeof session.backend.pwritev === 'function';
@@ -108,6 +119,7 @@ export class Transmission {
 
   /** Feed newly arrived bytes. */
   push(chunk: Buffer): void {
+    this.arrivals++;
     this.queue.push(chunk);
     this.pump();
   }
@@ -122,6 +134,7 @@ export class Transmission {
   }
 
   private readonly onRead = (n: number, buf: Buffer): boolean => {
+    this.arrivals++;
     if (this.direct !== null && buf === this.direct) {
       // This read landed in the payload's own buffer, right after what it held.
       const f = this.filling!;
@@ -174,6 +187,27 @@ export class Transmission {
     return false;
   }
 
+  /** Watch for a payload that stops coming (see arrivals). */
+  private watchPayload(): void {
+    if (this.stallTimer !== null || this.dead) return;
+    this.stallMark = this.arrivals;
+    this.stallTimer = setTimeout(this.checkStall, this.payloadStallMs);
+    this.stallTimer.unref();
+  }
+
+  private readonly checkStall = (): void => {
+    this.stallTimer = null;
+    if (this.dead) return;
+    const pending = this.filling ?? this.draining;
+    if (pending === undefined && !this.awaitingPayload) return;
+    // Not reading is our doing (a bound), not the peer's: look again later.
+    if (this.arrivals === this.stallMark && !this.blocked) {
+      const left = this.filling ? this.filling.dest.length - this.filling.filled : this.draining ? this.draining.left : REQUEST_HEADER_SIZE + this.queue.peekUInt32(24) - this.queue.length;
+      return this.violation(`WRITE payload stalled: nothing arrived for ${this.payloadStallMs} ms with ${left} bytes of it still to come`);
+    }
+    this.watchPayload();
+  };
+
   /** Hand the head request's reservation to that request. */
   private takeGrant(): number {
     const g = this.headGrant;
@@ -216,13 +250,14 @@ export class Transmission {
   /** Parse and dispatch as many complete requests as are queued. */
   pump(): void {
     while (!this.dead && !this.blocked && !this.disconnecting) {
+      this.awaitingPayload = false;
       if (this.filling) {
-        if (!this.fill()) return;
+        if (!this.fill()) return this.watchPayload();
         continue;
       }
       if (this.draining) {
         this.draining.left -= this.queue.skip(this.draining.left);
-        if (this.draining.left > 0) return;
+        if (this.draining.left > 0) return this.watchPayload();
         const { req, grant } = this.draining;
         this.draining = undefined;
         this.replyError(req, { errno: NBD_EOVERFLOW, message: `write of ${req.length} bytes exceeds the ${MAX_REQUEST_PAYLOAD}-byte maximum; payload discarded` }, grant);
@@ -246,7 +281,10 @@ export class Transmission {
         // With user-buffer reads a payload is gathered into its buffer as it comes (fill);
         // with 'data' chunks it waits whole here. Either way its memory is reserved.
         const missing = REQUEST_HEADER_SIZE + length - this.queue.length;
-        if (missing > 0 && !this.reads) return;
+        if (missing > 0 && !this.reads) {
+          this.awaitingPayload = true;
+          return this.watchPayload();
+        }
         if (this.reads) {
           const parsed = parseRequestHeader(this.queue.take(REQUEST_HEADER_SIZE));
           if (!parsed.ok) return this.violation(parsed.reason);
@@ -487,6 +525,8 @@ export class Transmission {
   /** Socket gone: stop replying; in-flight backend calls finish on their own. */
   close(): void {
     this.dead = true;
+    if (this.stallTimer !== null) clearTimeout(this.stallTimer);
+    this.stallTimer = null;
     this.starving?.cancel();
     this.starving = null;
     this.budget.release(this.takeGrant());

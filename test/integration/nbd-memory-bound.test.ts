@@ -68,8 +68,8 @@ describe('NBD request memory is bounded process-wide against hostile clients', (
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  async function serve(backend: Backend): Promise<number> {
-    const server = createNbdServer({ exports: new ExportRegistry().add('', backend), maxConnections: 64 });
+  async function serve(backend: Backend, payloadStallMs?: number): Promise<number> {
+    const server = createNbdServer({ exports: new ExportRegistry().add('', backend), maxConnections: 64, ...(payloadStallMs !== undefined ? { payloadStallMs } : {}) });
     servers.push(server);
     return ((await server.listen({ host: '127.0.0.1', port: 0 })) as AddressInfo).port;
   }
@@ -211,6 +211,36 @@ describe('NBD request memory is bounded process-wide against hostile clients', (
       await sleep(100);
       c.destroy();
     }
+    await allReleased();
+  });
+
+  it('closes a connection whose WRITE payload stops coming, giving its memory back, and keeps one that sends slowly', async () => {
+    const file = await FileBackend.open(path.join(dir, 'stall.img'), { size: SIZE });
+    backends.push(file);
+    const port = await serve(file, 400);
+    // Headers alone (and a few bytes) would hold 32 MiB each of the bound for good.
+    const stalled: RawClient[] = [];
+    for (let k = 0; k < 9; k++) {
+      const c = await RawClient.connect(port);
+      await c.go();
+      c.sock.write(Buffer.concat([requestHeader(C.NBD_CMD_WRITE, 0, C.MAX_REQUEST_PAYLOAD, 1), Buffer.alloc(1000)]));
+      stalled.push(c);
+    }
+    // A slow but steady writer: 4 MiB in 64 KiB pieces every 50 ms (3.2 s in all).
+    const slow = await RawClient.connect(port);
+    await slow.go();
+    slow.sock.write(requestHeader(C.NBD_CMD_WRITE, 8 * MiB, 4 * MiB, 2));
+    const piece = Buffer.alloc(64 * 1024, 0x3c);
+    for (let i = 0; i < 64; i++) {
+      slow.sock.write(piece);
+      await sleep(50);
+    }
+    expect(await slow.simpleReply()).toEqual({ error: 0, handle: 2 });
+    await Promise.all(stalled.map((c) => c.closed));
+    slow.request(C.NBD_CMD_READ, 8 * MiB, 4 * MiB, 3);
+    expect(await slow.simpleReply()).toEqual({ error: 0, handle: 3 });
+    expect((await slow.reader.read(4 * MiB)).every((b) => b === 0x3c)).toBe(true);
+    slow.destroy();
     await allReleased();
   });
 });
