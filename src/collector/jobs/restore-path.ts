@@ -26,6 +26,8 @@ export async function prepareRestoreDir(dir: string): Promise<string> {
     if (!(await fsp.stat(real)).isDirectory()) throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `--restore-dir ${dir} is not a directory`);
     return real;
   } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' || code === 'ENOTDIR') throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `--restore-dir ${dir} is not a directory; give a directory (it is created if missing)`, { cause: err });
     throw fromSystemError(err, `--restore-dir ${dir}`);
   }
 }
