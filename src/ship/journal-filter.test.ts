@@ -259,15 +259,40 @@ describe('journalFilter', () => {
     expect(() => journalFilter({ spool: memorySpool(), mode: 'flush-sync' })).toThrow(/needs a shipper/);
   });
 
-  it('does not wait for the collector when the spool dropped to dirty tracking', async () => {
+  it('in sync mode a write the full spool sent to the dirty bitmap waits for its resend to be durable at the collector', async () => {
     const spool = memorySpool();
-    spool.append = async () => null;
-    let waits = 0;
+    let diverted = 0;
+    Object.defineProperty(spool, 'divertedWrites', { get: () => diverted });
+    spool.append = async () => (diverted++, null);
+    const waited: Array<[bigint, number | undefined]> = [];
+    let ack!: () => void;
     const backend = memoryBackend(4096);
-    const b = await journalFilter({ spool, mode: 'sync', waitRemote: async () => { waits++; } })(backend);
-    await b.pwrite(Buffer.alloc(4, 7), 0n, { fua: false });
-    expect(waits).toBe(0);
+    const b = await journalFilter({ spool, mode: 'sync', waitRemote: (s, o) => (waited.push([s, o?.diverted]), new Promise<void>((r) => (ack = r))) })(backend);
+    let done = false;
+    const w = b.pwrite(Buffer.alloc(4, 7), 0n, { fua: false }).then(() => (done = true));
+    await new Promise((r) => setTimeout(r, 10));
     expect(backend.bytes[0]).toBe(7);
+    expect(waited).toEqual([[0n, 1]]);
+    expect(done).toBe(false);
+    ack();
+    await w;
+  });
+
+  it('in flush-sync mode a FLUSH after writes sent to the dirty bitmap waits for their resend, a plain write does not', async () => {
+    const spool = memorySpool();
+    let diverted = 0;
+    let full = false;
+    Object.defineProperty(spool, 'divertedWrites', { get: () => diverted });
+    const append = spool.append.bind(spool);
+    spool.append = async (e) => (full ? (diverted++, null) : append(e));
+    const waited: Array<[bigint, number | undefined]> = [];
+    const b = await journalFilter({ spool, mode: 'flush-sync', waitRemote: async (s, o) => { waited.push([s, o?.diverted]); } })(memoryBackend(8192));
+    await b.pwrite(Buffer.alloc(10, 1), 0n, { fua: false });
+    full = true;
+    await b.pwrite(Buffer.alloc(10, 2), 100n, { fua: false });
+    expect(waited).toEqual([]);
+    await b.flush();
+    expect(waited).toEqual([[1n, 1]]);
   });
 });
 

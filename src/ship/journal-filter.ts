@@ -21,7 +21,8 @@ import { payloadPool } from '../nbd/payload-pool.js';
  *   FLUSH after any of them syncs it too.
  * - flush-sync: as async, and FLUSH/FUA also wait until the collector holds every entry
  *   up to them (`waitRemote`), so what the application made durable is durable off-node.
- * - sync: every mutation waits for the collector.
+ *   Writes the full spool sent to its dirty bitmap are waited for too, through their resend.
+ * - sync: every mutation waits for the collector, a diverted one for its resend.
  */
 export type DurabilityMode = 'async' | 'flush-sync' | 'sync';
 
@@ -38,13 +39,22 @@ export interface SpoolPort {
    * true: it keeps the buffer itself.
    */
   readonly retainsPayloads?: boolean;
+  /**
+   * Writes the full spool sent to its dirty bitmap so far (dirty-bitmap policy): they are
+   * acknowledged but in no entry until resent. Absent: the spool never diverts.
+   */
+  readonly divertedWrites?: number;
 }
 
 export interface JournalFilterOptions {
   spool: SpoolPort;
   mode?: DurabilityMode;
-  /** Resolves when the collector has durably acknowledged every entry ≤ seq. */
-  waitRemote?: (seq: bigint) => Promise<void>;
+  /**
+   * Resolves when the collector has durably acknowledged every entry ≤ seq and, with
+   * `diverted`, the resend of the first `diverted` writes the spool sent to its dirty
+   * bitmap (node-volume.ts gives FlushWait.wait, which also bounds the wait).
+   */
+  waitRemote?: (seq: bigint, o?: { diverted?: number }) => Promise<void>;
   /** Shared with anything else that must order itself against writes (base copy, resync). */
   lock?: RangeLock;
   /** FLUSH/FUA sync the spool only (see above); the caller owns redo and backing syncs. */
@@ -158,14 +168,20 @@ export function journalFilter(opts: JournalFilterOptions): Filter {
      * there is nothing to wait for, which is the common case.
      */
     const afterJournal = (rec: JournalRecord | null, fua: boolean): Promise<void> | undefined => {
+      const remote = mode === 'sync' || (fua && mode === 'flush-sync');
       // rec === null: the spool is full and tracking dirty extents instead; the extent is
-      // resent from the backing volume later, so there is no entry to wait for, and only
-      // the backing volume holds it.
+      // resent from the backing volume later, and until then only the backing volume holds
+      // it. The mode's promise still holds: a remote wait is for that resend to be durable
+      // at the collector (flush-sync FUA, every sync-mode write).
       if (rec === null) {
         unjournaled = true;
-        return fua && opts.wal ? next.flush() : undefined;
+        if (!remote) return fua && opts.wal ? next.flush() : undefined;
+        const diverted = spool.divertedWrites ?? 0;
+        return (async () => {
+          if (fua && opts.wal) await next.flush();
+          await opts.waitRemote!(spool.lastSeq, diverted > 0 ? { diverted } : undefined);
+        })();
       }
-      const remote = mode === 'sync' || (fua && mode === 'flush-sync');
       if (!fua && !remote) return undefined;
       return (async () => {
         if (fua) await spool.sync();
@@ -269,12 +285,14 @@ export function journalFilter(opts: JournalFilterOptions): Filter {
       async flush() {
         // Everything acknowledged before this FLUSH was appended before we read lastSeq.
         const upTo = spool.lastSeq;
+        // Writes sent to the dirty bitmap before this FLUSH: it waits for their resend too.
+        const diverted = spool.divertedWrites ?? 0;
         // A new backing sync when a write since the last one missed the spool (or always,
         // without wal); else the one in flight, which may cover such a write acknowledged
         // before this FLUSH.
         const backing = !opts.wal || unjournaled ? syncBacking() : backingSync;
         await Promise.all([spool.sync(), backing]);
-        if (mode !== 'async' && upTo > 0n) await opts.waitRemote!(upTo);
+        if (mode !== 'async' && (upTo > 0n || diverted > 0)) await opts.waitRemote!(upTo, diverted > 0 ? { diverted } : undefined);
       },
 
       close: () => next.close(),

@@ -11,6 +11,7 @@ import { checkUserMarkName, RESEND_BEGIN_MARK } from '../journal/resend-marks.js
 import { RangeLock } from './range-lock.js';
 import { Shipper } from './shipper.js';
 import { Spool } from './spool.js';
+import { FlushWait, type DurabilityStatus, type FlushWaitOptions } from './flush-wait.js';
 import { catchUpFromCollector } from './catch-up.js';
 import type { HybridClock } from '../core/hlc.js';
 import type { CollectorTarget } from '../rpc/transport.js';
@@ -31,6 +32,8 @@ export interface NodeVolumeOptions {
   fullPolicy: 'block' | 'dirty-bitmap';
   mode: DurabilityMode;
   collector?: { target: CollectorTarget; token: string; bandwidthBytesPerSec?: number; coalesce?: boolean };
+  /** How long flush-sync FLUSH/FUA (sync: every write) wait for the collector, and what then (flush-wait.ts). */
+  flushWait?: FlushWaitOptions;
   /** How long to try reaching the collector at open before refusing (catch-up.ts); default 60 s. */
   connectTimeoutMs?: number;
   /** The spool's clock (tests give one that is behind the collector's). */
@@ -48,6 +51,10 @@ export interface NodeVolume {
   readonly lock: RangeLock;
   /** Resolves when the initial copy / crash resync started at open has finished. */
   readonly resynced: Promise<void>;
+  /** The durability the volume keeps right now (Degraded after a flush-sync wait timed out). */
+  durability(): DurabilityStatus;
+  /** Called when durability() changes; returns an unsubscribe function. */
+  onDurability(cb: (s: DurabilityStatus) => void): () => void;
   /** Append a mark ordered with the writes around it; resolves when it is durable under the volume's mode. */
   mark(name: string): Promise<{ seq: bigint; time: bigint }>;
   close(): Promise<void>;
@@ -143,13 +150,25 @@ export async function openNodeVolume(o: NodeVolumeOptions): Promise<NodeVolume> 
     });
     shipper.start();
   }
+  const remote = shipper;
+  const flushWait = remote && o.mode !== 'async'
+    ? new FlushWait({
+        mode: o.mode,
+        ...(o.flushWait ? { options: o.flushWait } : {}),
+        waitDurable: (seq, signal) => remote.waitDurable(seq, signal),
+        waitResent: (n, signal) => spool.waitResent(n, signal),
+        lastSeq: () => spool.lastSeq,
+        logger: log.child({ component: 'flush-wait', volume: o.name }),
+      })
+    : undefined;
+  const asyncStatus: DurabilityStatus = { mode: o.mode, effective: o.mode, degraded: false, timeouts: 0, flushWait: { timeoutMs: 0, policy: 'async' } };
   const backend = await journalFilter({
     spool,
     mode: o.mode,
     lock,
     wal: true,
     applies,
-    ...(shipper ? { waitRemote: (seq: bigint) => shipper!.waitDurable(seq) } : {}),
+    ...(flushWait ? { waitRemote: (seq: bigint, w?: { diverted?: number }) => flushWait.wait(seq, w) } : {}),
   })(backing);
 
   await fs.writeFile(marker, `${process.pid}\n`);
@@ -193,6 +212,8 @@ export async function openNodeVolume(o: NodeVolumeOptions): Promise<NodeVolume> 
     spool,
     ...(shipper ? { shipper } : {}),
     lock,
+    durability: () => flushWait?.status() ?? { ...asyncStatus },
+    onDurability: (cb) => flushWait?.onChange(cb) ?? (() => undefined),
     async mark(name) {
       checkUserMarkName(name);
       // A mark promises an exact point: while a resync runs, the far side does not yet
@@ -214,6 +235,7 @@ export async function openNodeVolume(o: NodeVolumeOptions): Promise<NodeVolume> 
     async close() {
       if (closed) return;
       closed = true;
+      flushWait?.close();
       await resynced;
       await spool.sync();
       // A backing file that failed (a write-behind write after its reply) is closed all the
@@ -267,19 +289,19 @@ async function initialSync(name: string, backing: Backend, spool: Spool, lock: R
   // mark is refused by the collector rather than restored from a partial copy.
   const begun = spool.mark(RESEND_BEGIN_MARK);
   log.info('resync started', { volume: name, why });
-  // If the spool fills up during the copy, some chunks or writes went to the dirty bitmap
-  // instead: then the bitmap must stay as it is and the next resync picks them up.
-  const divertedBefore = spool.divertedWrites;
   await begun;
   const res = await runBaseCopy(opts);
-  // Checked and cleared with no wait in between, so no diverted write is cleared unsent.
-  if (spool.divertedWrites === divertedBefore) {
-    if (full) await spool.fullResyncDone();
-    else if (dirty.length > 0) await spool.clearDirty(dirty);
-    // Every chunk is journaled: from here on the collector's copy is whole again (unless a
-    // write went to the bitmap meanwhile; endResend checks, and that write's resend ends it).
-    spool.endResend();
-  }
+  // If the spool filled up during the copy, some chunks or writes went to the dirty bitmap
+  // instead. Each marked its blocks again since dirtyExtents() above, and clearing keeps
+  // every such block dirty (spool-dirty-bitmap.ts clear), so what was journaled is cleared
+  // and the rest waits for the next resend. Clearing nothing in that case (as before) never
+  // converged once more was dirty than the spool holds: every round resent all of it, part
+  // of it went to the bitmap again, and a flush-sync FLUSH waiting for the resend hung.
+  if (full) await spool.fullResyncDone();
+  else if (dirty.length > 0) await spool.clearDirty(dirty);
+  // From here on the collector's copy is whole again, if nothing is dirty any more
+  // (endResend checks; a write that went to the bitmap meanwhile ends it with its resend).
+  spool.endResend();
   await spool.sync();
   log.info('resync done', { volume: name, why, bytes: res.bytesCopied, protectionStartSeq: res.protectionStartSeq });
 }

@@ -93,6 +93,10 @@ export class Spool extends EventEmitter {
   private rebasing = false;
   private freeing: Promise<void> = Promise.resolve();
   private diverted = 0;
+  /** Writes diverted before the last resend-end mark (all journaled again), and that mark's seq. */
+  private resentUpTo = 0;
+  private resentSeq = 0n;
+  private resendWaiters: Array<{ n: number; resolve: (seq: bigint) => void; reject: (e: unknown) => void }> = [];
 
   private constructor(
     readonly dir: string,
@@ -106,6 +110,10 @@ export class Spool extends EventEmitter {
     super();
     this._ackedSeq = side.ackedSeq;
     this._state = this.computeState();
+    // Extents a previous run left to resend (or a whole device): writes acknowledged before
+    // this open that the journal lacks. Counted as one diverted write, so a flush-sync FLUSH
+    // waits for the resend that brings them back (waitResent).
+    if ((side.bitmap?.count ?? 0) > 0 || side.needsFullResync) this.diverted = 1;
   }
 
   static async open(dir: string, opts: SpoolOptions): Promise<Spool> {
@@ -446,8 +454,45 @@ export class Spool extends EventEmitter {
   endResend(): boolean {
     this.checkOpen();
     if (this.rebasing || (this.side.bitmap?.count ?? 0) > 0 || this.side.needsFullResync) return false;
-    this.appendNow(markEntry(RESEND_END_MARK));
+    const end = this.appendNow(markEntry(RESEND_END_MARK));
+    // Nothing is dirty at this instant: every write diverted so far is journaled before `end`.
+    this.resentUpTo = this.diverted;
+    this.resentSeq = end.seq;
+    const ready = this.resendWaiters.filter((w) => w.n <= this.resentUpTo);
+    this.resendWaiters = this.resendWaiters.filter((w) => w.n > this.resentUpTo);
+    for (const w of ready) w.resolve(end.seq);
     return true;
+  }
+
+  /**
+   * Resolves with the seq of a resend-end mark once the first `n` diverted writes
+   * (divertedWrites) are journaled again, before that mark: what the collector must hold
+   * for a FLUSH after them to keep the flush-sync promise. Rejects when `signal` aborts or
+   * the spool closes.
+   */
+  waitResent(n: number, signal?: AbortSignal): Promise<bigint> {
+    if (n <= this.resentUpTo) return Promise.resolve(this.resentSeq);
+    if (this.closed) return Promise.reject(new RewindError(ErrorCodes.CLOSED, `spool ${this.dir} is closed`));
+    if (signal?.aborted) return Promise.reject(new RewindError(ErrorCodes.TIMEOUT, `gave up waiting for the resend of writes the full spool of ${this.dir} sent to its dirty bitmap`));
+    return new Promise<bigint>((resolve, reject) => {
+      const onAbort = () => {
+        this.resendWaiters = this.resendWaiters.filter((x) => x !== w);
+        reject(new RewindError(ErrorCodes.TIMEOUT, `gave up waiting for the resend of writes the full spool of ${this.dir} sent to its dirty bitmap`));
+      };
+      const w = {
+        n,
+        resolve: (seq: bigint) => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve(seq);
+        },
+        reject: (e: unknown) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(e);
+        },
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.resendWaiters.push(w);
+    });
   }
 
   /** Extents that must be resent from the backing volume (dirty-bitmap policy). */
@@ -480,6 +525,8 @@ export class Spool extends EventEmitter {
     const err = new RewindError(ErrorCodes.CLOSED, `spool ${this.dir} closed while the append waited for space`);
     for (const b of this.blocked.splice(0)) b.reject(err);
     for (const w of this.recordWaiters.splice(0)) w.resolve();
+    const unsent = new RewindError(ErrorCodes.CLOSED, `spool ${this.dir} closed before the writes its full spool sent to the dirty bitmap were resent; they are resent at the next start`);
+    for (const w of this.resendWaiters.splice(0)) w.reject(unsent);
     await this.freeing;
     await this.writer.close();
     // Everything is durable now (close syncs): the whole ack can be recorded.
