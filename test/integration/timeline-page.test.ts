@@ -133,6 +133,19 @@ describe('the timeline page in a real browser, against a collector with real his
     await page.screenshot({ path: path.join(OUT, '1-timeline.png'), fullPage: true });
   });
 
+  it('is usable by keyboard: every control has a name, and Tab reaches the chart, the picker, restore and diff', async () => {
+    const unnamed = await page.evaluate(`[...document.querySelectorAll('input, select, button')]
+      .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim()).map((e) => e.id)`);
+    expect(unnamed).toEqual([]);
+    await page.focus('#volume');
+    const reached: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      await page.keyboard.press('Tab');
+      reached.push(await page.evaluate('document.activeElement.id'));
+    }
+    for (const id of ['refresh', 'chart', 'instant', 'minus', 'plus', 'slider', 'mark', 'restore-path', 'restore-start', 'diff-from', 'diff-to', 'diff-start']) expect(reached).toContain(id);
+  });
+
   it('picks an instant to the second (typed, then moved by the arrow keys) and restores it to a file equal to the image at that instant', async () => {
     await page.fill('#instant', iso(pickedSec));
     await page.press('#instant', 'Enter');
