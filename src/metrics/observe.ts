@@ -143,7 +143,11 @@ function instrumentVolume(m: RewindMetrics, vol: VolumeStore): void {
   };
 
   // Series that exist before the first event, so rate() and alerts see them from the start.
-  m.restores.inc({ volume: vol.name, kind: 'image', result: 'ok' }, 0);
+  for (const kind of ['image', 'changed-blocks']) {
+    m.restores.inc({ volume: vol.name, kind, result: 'ok' }, 0);
+    m.restoreDuration.zero({ volume: vol.name, kind });
+  }
+  m.diffDuration.zero({ volume: vol.name });
   m.restoreBytes.inc({ volume: vol.name }, 0);
   m.scrubs.inc({ volume: vol.name }, 0);
   m.scrubErrors.inc({ volume: vol.name }, 0);
