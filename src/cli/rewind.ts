@@ -9,7 +9,6 @@ import { collectorCommand } from './cmd-collector.js';
 import { diffCommand, markCommand, restoreCommand, statusCommand } from './cmd-client.js';
 import { exportCommand } from './cmd-export.js';
 import { planCommand } from './cmd-plan.js';
-import { planCommand } from './cmd-plan.js';
 import { csiCommand } from './cmd-csi.js';
 
 /** Every command, in the order `rewind --help` lists them. */
@@ -19,7 +18,6 @@ export const COMMANDS: Command[] = [
   markCommand,
   restoreCommand,
   diffCommand,
-  planCommand,
   planCommand,
   exportCommand,
   serveCommand,
