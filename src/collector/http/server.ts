@@ -123,7 +123,7 @@ function registerRoutes(app: FastifyInstance, o: CollectorHttpOptions, log: Logg
     const vol = volumeOf(store, req.params.v);
     const at = parsePointParam(req.query.at, 'at');
     const changedSince = req.query.changedSince !== undefined ? parsePointParam(req.query.changedSince, 'changedSince') : undefined;
-    const dl = startImageDownload({ vol, at, ...(changedSince ? { changedSince } : {}), ...(metrics ? { metrics } : {}), log });
+    const dl = startImageDownload({ vol, at, ...(changedSince ? { changedSince } : {}), log });
     reply.type(dl.contentType);
     if (dl.contentLength !== undefined) reply.header('content-length', dl.contentLength.toString());
     return reply.send(dl.stream);
