@@ -14,7 +14,7 @@ export const collectorCommand: Command = {
   summary: 'Run a collector on its own: history store + gRPC service + HTTP API, for remote nodes',
   usage: `rewind collector --data DIR --grpc ADDR --http ADDR [--admin-token-file FILE]
                        (--tls-dir DIR | --allow-plaintext) [--retention DURATION]
-                       [--restore-dir DIR]
+                       [--restore-dir DIR] [--plan-interval DURATION]
 
 --data              the store's directory (created if missing): volumes/NAME/ per volume
 --grpc              gRPC address for shippers, clients and the controller: HOST:PORT (port 0
@@ -35,6 +35,10 @@ export const collectorCommand: Command = {
 --restore-dir       directory (created if missing) where restore jobs started over HTTP
                     (POST /v1/volumes/NAME/restores, the timeline page at /ui/) write image
                     files; a path outside it is refused. Without it, restore jobs are refused
+--plan-interval     the planner's interval (default 60s): one first-update map and byte
+                    count per volume per interval (docs/planner.md, rewind plan). Shorter
+                    gives finer plans for short RPOs and costs more memory; changing it
+                    rebuilds the series from the journal
 
 Prints one JSON line with the addresses ({"grpc": ADDR, "http": URL, ...}), then serves
 until SIGINT/SIGTERM and exits 0.
@@ -50,6 +54,7 @@ counts is refused with RESOURCE_EXHAUSTED (the shipper retries).`,
     'tls-dir': { type: 'string' },
     'allow-plaintext': { type: 'boolean' },
     retention: { type: 'string' },
+    'plan-interval': { type: 'string' },
     'restore-dir': { type: 'string' },
   },
   async run(args, io) {
@@ -64,6 +69,12 @@ counts is refused with RESOURCE_EXHAUSTED (the shipper retries).`,
     const adminFile = str(args, 'admin-token-file');
     const adminToken = adminFile !== undefined ? await readSecretFile(adminFile, '--admin-token-file') : undefined;
     const retentionNs = parseDuration(str(args, 'retention') ?? '24h');
+    const planInterval = str(args, 'plan-interval');
+    const planIntervalNs = planInterval !== undefined ? parseDuration(planInterval) : undefined;
+    // 0 would put no bound on an interval (and divide by zero); below 1 ms every entry is its own.
+    if (planIntervalNs !== undefined && planIntervalNs < 1_000_000n) {
+      throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `--plan-interval must be at least 1ms (got "${planInterval}"); 60s suits RPOs of minutes, 1s RPOs of seconds`);
+    }
     // Checked (and created) before serving: a bad directory is a start-up error, not a failed job later.
     const restoreDirArg = str(args, 'restore-dir');
     const restoreDir = restoreDirArg !== undefined ? await prepareRestoreDir(path.resolve(restoreDirArg)) : undefined;
@@ -75,6 +86,7 @@ counts is refused with RESOURCE_EXHAUSTED (the shipper retries).`,
       ...(tlsDir !== undefined ? { tls: loadTlsSecretDir(tlsDir) } : { allowPlaintext: true }),
       ...(adminToken !== undefined ? { adminToken } : {}),
       retentionNs,
+      ...(planIntervalNs !== undefined ? { planIntervalNs } : {}),
       logger: log,
     });
     let http;

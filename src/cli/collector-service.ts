@@ -26,6 +26,8 @@ export interface CollectorServiceOptions {
   adminToken?: string;
   /** Any-point-in-time window; marks are kept seven times as long. */
   retentionNs: bigint;
+  /** The planner's interval (default 60 s; docs/planner.md). */
+  planIntervalNs?: bigint;
   /**
    * How often every volume's history is scrubbed (each CRC read back; DESIGN §1 "periodic
    * audit of the stored image"); 0 turns it off. Default 24 h: a scrub reads all the
@@ -50,6 +52,7 @@ export async function startCollectorService(o: CollectorServiceOptions): Promise
   const log = o.logger;
   const store = await CollectorStore.open(o.dataDir, {
     retention: { pointInTimeNs: o.retentionNs, marksNs: o.retentionNs * 7n },
+    ...(o.planIntervalNs !== undefined ? { planIntervalNs: o.planIntervalNs } : {}),
     logger: log.child({ component: 'store' }),
   });
   let grpc: CollectorGrpcServer;
