@@ -11,9 +11,6 @@ import type { StorePort, VolumePort } from './store-port.js';
 /** Groups handed to the store at once (see pump). */
 const APPENDS_IN_FLIGHT = 2;
 
-/** A stream that has not said Hello by then gives its slot back (append-limits.ts). */
-export const HELLO_TIMEOUT_MS = 30_000;
-
 /**
  * grpc-js hands a server stream's messages to a Readable with the default object-mode
  * highWaterMark of 16, so a paused stream still took 16 more messages (up to 80 MiB each)
@@ -315,8 +312,8 @@ export function appendHandler(deps: AppendDeps): (call: AppendCall) => void {
     }
     readAheadOne(call);
     helloTimer = setTimeout(() => {
-      if (phase === 'hello') finish(new RewindError(ErrorCodes.PROTOCOL, `no Hello within ${HELLO_TIMEOUT_MS / 1000} s of opening the Append stream; a shipper sends it first`));
-    }, HELLO_TIMEOUT_MS);
+      if (phase === 'hello') finish(new RewindError(ErrorCodes.PROTOCOL, `no Hello within ${admission.limits.helloTimeoutMs} ms of opening the Append stream; a shipper sends it first`));
+    }, admission.limits.helloTimeoutMs);
     helloTimer.unref?.();
 
     call.on('data', (req: AppendRequestMsg) => {

@@ -16,7 +16,7 @@ import type { StorePort, VolumePort } from './store-port.js';
  */
 const MiB = 1 << 20;
 const TOKEN = 'token-of-the-volume-0123456789';
-const LIMITS = { streams: 12, streamsPerVolume: 2, streamBytes: 4 * MiB, totalBytes: 16 * MiB };
+const LIMITS = { streams: 12, streamsPerVolume: 2, streamBytes: 4 * MiB, totalBytes: 16 * MiB, helloTimeoutMs: 60_000 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Volumes exist with TOKEN; append never settles until `open()`: nothing is ever freed. */
@@ -97,6 +97,25 @@ function flood(s: Stream, stop: { done: boolean }): void {
   };
   next();
 }
+
+describe('an Append stream that never says Hello', () => {
+  it('is closed after helloTimeoutMs and gives its slot back', async () => {
+    const server = await startCollectorGrpc({ store: stalledStore(), listen: { host: '127.0.0.1', port: 0 }, allowPlaintext: true, appendLimits: { ...LIMITS, helloTimeoutMs: 300 } });
+    try {
+      const quiet = open(server.address); // opens the stream, sends nothing
+      await new Promise((r) => setTimeout(r, 100));
+      expect(server.appendMemory().streams).toBeGreaterThanOrEqual(1);
+      const err = await Promise.race([quiet.ended, sleep(3000).then(() => 'still open' as const)]);
+      expect(err).not.toBe('still open');
+      expect((err as grpc.ServiceError).details).toMatch(/no Hello within 300 ms/);
+      for (let i = 0; i < 50 && server.appendMemory().streams > 0; i++) await sleep(20);
+      expect(server.appendMemory().streams).toBe(0);
+      quiet.client.close();
+    } finally {
+      await server.close();
+    }
+  });
+});
 
 describe('Append streams are bounded in number and in bytes held', () => {
   const store = stalledStore();

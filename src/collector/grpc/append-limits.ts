@@ -24,6 +24,8 @@ export interface AppendLimits {
   streamBytes: number;
   /** The same over all streams. */
   totalBytes: number;
+  /** A stream that has not sent its Hello by then is closed, giving its slot back. */
+  helloTimeoutMs: number;
 }
 
 export const DEFAULT_APPEND_LIMITS: AppendLimits = {
@@ -31,6 +33,7 @@ export const DEFAULT_APPEND_LIMITS: AppendLimits = {
   streamsPerVolume: 4,
   streamBytes: 32 * 1024 * 1024,
   totalBytes: 512 * 1024 * 1024,
+  helloTimeoutMs: 30_000,
 };
 
 /** Per entry beyond its payload: the decoded message's fields and the journal record. */
