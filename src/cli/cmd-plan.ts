@@ -147,8 +147,9 @@ function rate(bps: number): string {
 function secs(s: number): string {
   if (!Number.isFinite(s)) return '∞';
   if (s < 60) return `${Number(s.toFixed(3))} s`;
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  const r = Math.round(s % 60);
+  const whole = Math.round(s);
+  const h = Math.floor(whole / 3600);
+  const m = Math.floor((whole % 3600) / 60);
+  const r = whole % 60;
   return `${h > 0 ? `${h}h` : ''}${m > 0 || h > 0 ? `${m}m` : ''}${r}s`;
 }
