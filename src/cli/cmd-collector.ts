@@ -14,7 +14,7 @@ export const collectorCommand: Command = {
   summary: 'Run a collector on its own: history store + gRPC service + HTTP API, for remote nodes',
   usage: `rewind collector --data DIR --grpc ADDR --http ADDR [--admin-token-file FILE]
                        (--tls-dir DIR | --allow-plaintext) [--retention DURATION]
-                       [--restore-dir DIR] [--plan-interval DURATION]
+                       [--restore-dir DIR] [--plan-interval DURATION] [--scrub-every DURATION]
 
 --data              the store's directory (created if missing): volumes/NAME/ per volume
 --grpc              gRPC address for shippers, clients and the controller: HOST:PORT (port 0
@@ -39,6 +39,9 @@ export const collectorCommand: Command = {
                     count per volume per interval (docs/planner.md, rewind plan). Shorter
                     gives finer plans for short RPOs and costs more memory; changing it
                     rebuilds the series from the journal
+--scrub-every       how often every volume's history is read back and each CRC checked
+                    (default 24h; 0 turns it off); findings are logged and in
+                    rewind_scrub_problems / rewind_scrub_errors_total (docs/metrics.md)
 
 Prints one JSON line with the addresses ({"grpc": ADDR, "http": URL, ...}), then serves
 until SIGINT/SIGTERM and exits 0.
@@ -55,6 +58,7 @@ counts is refused with RESOURCE_EXHAUSTED (the shipper retries).`,
     'allow-plaintext': { type: 'boolean' },
     retention: { type: 'string' },
     'plan-interval': { type: 'string' },
+    'scrub-every': { type: 'string' },
     'restore-dir': { type: 'string' },
   },
   async run(args, io) {
@@ -75,6 +79,11 @@ counts is refused with RESOURCE_EXHAUSTED (the shipper retries).`,
     if (planIntervalNs !== undefined && planIntervalNs < 1_000_000n) {
       throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `--plan-interval must be at least 1ms (got "${planInterval}"); 60s suits RPOs of minutes, 1s RPOs of seconds`);
     }
+    const scrubEvery = str(args, 'scrub-every');
+    const scrubEveryMs = scrubEvery === undefined ? undefined : /^0+$/.test(scrubEvery) ? 0 : Number(parseDuration(scrubEvery) / 1_000_000n);
+    if (scrubEveryMs !== undefined && scrubEveryMs !== 0 && scrubEveryMs < 60_000) {
+      throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `--scrub-every must be 0 (off) or at least 1m, not "${scrubEvery}": a scrub reads the whole history`);
+    }
     // Checked (and created) before serving: a bad directory is a start-up error, not a failed job later.
     const restoreDirArg = str(args, 'restore-dir');
     const restoreDir = restoreDirArg !== undefined ? await prepareRestoreDir(path.resolve(restoreDirArg)) : undefined;
@@ -87,6 +96,7 @@ counts is refused with RESOURCE_EXHAUSTED (the shipper retries).`,
       ...(adminToken !== undefined ? { adminToken } : {}),
       retentionNs,
       ...(planIntervalNs !== undefined ? { planIntervalNs } : {}),
+      ...(scrubEveryMs !== undefined ? { scrubEveryMs } : {}),
       logger: log,
     });
     let http;

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { documentedMetrics, exposition, sample, sumOf, type DocumentedMetric } from '../helpers/metrics-doc.js';
-import { peer, startRewind, type RewindProcess } from '../helpers/rewind-process.js';
+import { peer, runRewind, startRewind, type RewindProcess } from '../helpers/rewind-process.js';
 
 const SIZE = 8 * 1024 * 1024;
 const TOKEN = 'metrics-docs-volume-token-0123456789';
@@ -111,6 +111,12 @@ describe('docs/metrics.md: every documented metric on the /metrics of a real col
     expect(sample(coll, 'rewind_journal_bytes{volume="mv"}')).toBeGreaterThan(1 << 20);
     expect(sample(coll, 'rewind_restorable_window_seconds{volume="mv"}')).toBeGreaterThan(0);
     expect(sample(coll, 'rewind_durable_seq{volume="mv"}')).toBe(sample(node, 'rewind_durable_seq{volume="mv"}'));
+  });
+
+  it('rewind collector refuses a --scrub-every so short that scrubs would never end', async () => {
+    const r = await runRewind(['collector', '--data', path.join(dir, 'c2'), '--grpc', '127.0.0.1:0', '--http', '127.0.0.1:0', '--allow-plaintext', '--scrub-every', '5s']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--scrub-every must be 0 \(off\) or at least 1m/);
   });
 
   it('rewind up exposes both sides in one /metrics', async () => {
