@@ -7,6 +7,7 @@ import type {
   DiffResponseMsg,
   ListMarksResponseMsg,
   ListVolumesResponseMsg,
+  PlanResponseMsg,
   MarkMsg,
   RegisterVolumeResponseMsg,
   RestoreChunkMsg,
@@ -15,6 +16,26 @@ import type {
 import { toPointMsg } from './points.js';
 import { fromGrpcError } from './status.js';
 import type { MarkInfo, PointSpec, StoreExtent, VolumeStatusInfo } from './api-types.js';
+
+/** GetPlan's query: every field optional text (docs/planner.md). */
+export interface PlanQueryText { from?: string; to?: string; rpo?: string; link?: string; outage?: string; bandwidth?: string; basis?: 'written' | 'unique' }
+
+/**
+ * GetPlan's answer, the fields a controller reads named (the rest as docs/planner.md says):
+ * ns times as decimal strings, bytes and bytes per second as numbers.
+ */
+export interface PlanView {
+  volume: string;
+  window: { from: string; to: string; intervalNs: string; intervals: number; seconds: number };
+  bytes: { written: number; unique: number; uniqueByInterval: number; coalescingSavings: number; savingsRatio: number; approximate: boolean };
+  rates: { written: { peak: number; p95: number; mean: number }; unique: { peak: number; p95: number; mean: number } };
+  rpo?: { targetSeconds: number; recommendedBandwidth: number; maxLagSeconds: number; curve: Array<{ t: string; queuedBytes: number; lagSeconds: number }> };
+  links?: { linkBandwidth: number; count: number };
+  bandwidth?: { bandwidth: number; achievedRpoSeconds: number; keepsUp: boolean; finalQueuedBytes: number };
+  resync?: { outageSeconds: number; resyncBytes: number; backlogBytes: number; bandwidth?: number; seconds?: number | null; worstStart: string };
+  warnings: string[];
+  [section: string]: unknown;
+}
 
 /** A volume's status as a client sees it: the store's view plus whether a shipper is attached. */
 export type VolumeStatusView = Omit<VolumeStatusInfo, 'name' | 'detail'> & { volume: string; writerConnected: boolean; detail: Record<string, unknown> };
@@ -121,6 +142,16 @@ export class CollectorApi {
 
   async status(volume: string, token: string): Promise<VolumeStatusView> {
     return statusView(await this.unary<VolumeStatusMsg>('GetVolumeStatus', { volume, token }));
+  }
+
+  /**
+   * The planner's plan for the volume (GetPlan; docs/planner.md). Query fields are text as
+   * on the HTTP API (rpo "30s", bandwidth "100Mbit", from "2h ago" or mark:NAME); the
+   * collector refuses bad ones with INVALID_ARGUMENT.
+   */
+  async plan(volume: string, token: string, query: PlanQueryText = {}): Promise<PlanView> {
+    const r = await this.unary<PlanResponseMsg>('GetPlan', { volume, token, ...query });
+    return JSON.parse(r.plan_json) as PlanView;
   }
 
   async listVolumes(): Promise<VolumeStatusView[]> {

@@ -70,6 +70,9 @@ export interface VolumeStatusMsg {
 }
 export interface ListVolumesResponseMsg { volumes: VolumeStatusMsg[] }
 
+export interface GetPlanRequestMsg { volume: string; token: string; from: string; to: string; rpo: string; link: string; outage: string; bandwidth: string; basis: string }
+export interface PlanResponseMsg { plan_json: string }
+
 export interface RegisterVolumeRequestMsg { admin_token: string; volume: string; size: U64In; token: string }
 export interface RegisterVolumeResponseMsg { volume: VolumeStatusMsg; created: boolean; token_rotated: boolean }
 export interface DeleteVolumeRequestMsg { admin_token: string; volume: string }

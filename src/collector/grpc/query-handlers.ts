@@ -9,11 +9,13 @@ import type {
   DeleteMarkResponseMsg,
   DiffRequestMsg,
   DiffResponseMsg,
+  GetPlanRequestMsg,
   GetVolumeStatusRequestMsg,
   ListMarksRequestMsg,
   ListMarksResponseMsg,
   ListVolumesResponseMsg,
   MarkMsg,
+  PlanResponseMsg,
   RestoreChunkMsg,
   RestoreRequestMsg,
   VolumeStatusMsg,
@@ -108,6 +110,13 @@ export function queryHandlers(deps: QueryDeps): grpc.UntypedServiceImplementatio
     GetVolumeStatus: unary<GetVolumeStatusRequestMsg, VolumeStatusMsg>(async (req, md) => {
       const v = await vol(req.volume, req.token, md);
       return statusMsg(v, deps.registry.writerInfo(v.name));
+    }),
+
+    GetPlan: unary<GetPlanRequestMsg, PlanResponseMsg>(async (req, md) => {
+      const v = await vol(req.volume, req.token, md);
+      if (!v.plan) throw new RewindError(ErrorCodes.UNSUPPORTED, `this collector's store has no planner for volume "${v.name}"`);
+      const { from, to, rpo, link, outage, bandwidth, basis } = req;
+      return { plan_json: JSON.stringify(v.plan({ from, to, rpo, link, outage, bandwidth, basis }), (_k, x) => (typeof x === 'bigint' ? x.toString() : x)) };
     }),
 
     // Listing names and sizes needs no volume token: it is for the controller and the

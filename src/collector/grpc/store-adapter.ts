@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { planVolume } from '../planner/volume-plan.js';
 import type { CollectorStore, Point, VolumeStore } from '../store/index.js';
 import type { PointSpec, RestoreSink, StorePort, VolumePort, VolumeStatusInfo } from './store-port.js';
 
@@ -39,6 +40,7 @@ function volumePort(v: VolumeStore): VolumePort {
     },
     diff: async (a, b) => (await v.diff(toPoint(a), toPoint(b))).map((e) => ({ offset: e.offset, length: e.length, zero: e.kind === 'zero' })),
     allocated: (p) => v.allocated(toPoint(p)),
+    plan: (q) => planVolume(v, q),
     status: (): VolumeStatusInfo => {
       const s = v.status();
       return {

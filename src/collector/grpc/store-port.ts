@@ -45,6 +45,11 @@ export interface VolumePort {
   diff(from: PointSpec, to: PointSpec): Promise<StoreExtent[]> | StoreExtent[];
   allocated(point: PointSpec): Promise<StoreExtent[]> | StoreExtent[];
   status(): Promise<VolumeStatusInfo> | VolumeStatusInfo;
+  /**
+   * The planner's plan (docs/planner.md) for a query given as text, fields as on the HTTP
+   * API. Optional: a port without a planner answers GetPlan with UNSUPPORTED.
+   */
+  plan?(query: Record<string, string | undefined>): unknown;
 }
 
 export interface StorePort {

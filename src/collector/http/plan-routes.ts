@@ -2,7 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import { ErrorCodes, RewindError } from '../../core/errors.js';
 import { parsePlanParams } from '../planner/params.js';
 import { planWindows } from '../planner/plan.js';
-import { defaultBounds, parseBound, windowOf, type ActivitySource } from '../planner/window.js';
+import { planVolume, sourceOf, volumeWindow } from '../planner/volume-plan.js';
+import { defaultBounds, parseBound, windowOf } from '../planner/window.js';
 import type { CollectorStore } from '../store/collector-store.js';
 import type { VolumeStore } from '../store/volume-store.js';
 
@@ -19,8 +20,7 @@ export function registerPlanRoutes(app: FastifyInstance, store: CollectorStore):
   type Q = { Querystring: Record<string, string | undefined> };
 
   app.get<{ Params: { v: string } } & Q>('/v1/volumes/:v/activity', async (req) => {
-    const src = sourceOf(volumeOf(store, req.params.v));
-    const w = windowOf(src, parseBound(req.query.from, 'from', src), parseBound(req.query.to, 'to', src));
+    const { src, window: w } = volumeWindow(volumeOf(store, req.params.v), req.query);
     return {
       volume: src.name,
       intervalNs: w.intervalNs,
@@ -31,10 +31,9 @@ export function registerPlanRoutes(app: FastifyInstance, store: CollectorStore):
   });
 
   app.get<{ Params: { v: string } } & Q>('/v1/volumes/:v/plan', async (req) => {
-    const params = parsePlanParams(req.query);
-    const src = sourceOf(volumeOf(store, req.params.v));
-    const w = windowOf(src, parseBound(req.query.from, 'from', src), parseBound(req.query.to, 'to', src));
-    return { volume: src.name, ...planWindows([w], params) };
+    // The query is checked before the volume is looked up, as the CLI checks it before asking.
+    parsePlanParams(req.query);
+    return planVolume(volumeOf(store, req.params.v), req.query);
   });
 
   app.get<Q>('/v1/plan', async (req) => {
@@ -61,13 +60,4 @@ function volumeOf(store: CollectorStore, name: string): VolumeStore {
   const v = store.volume(name);
   if (!v) throw new RewindError(ErrorCodes.NOT_FOUND, `no volume "${name}" in this collector; list volumes with GET /v1/volumes`, { details: { volume: name } });
   return v;
-}
-
-export function sourceOf(vol: VolumeStore): ActivitySource {
-  const a = vol.activity();
-  const w = vol.window();
-  return {
-    name: vol.name, intervalNs: a.intervalNs, intervals: a.intervals, historyStartNs: w.earliest, latestNs: w.latest,
-    markTime: (n) => vol.marks().find((m) => m.name === n)?.time,
-  };
 }
