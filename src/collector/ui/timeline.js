@@ -355,7 +355,8 @@
     const lagSource = main.bandwidth || main.rpo;
     state.lag = lagSource ? { label: main.bandwidth ? `at ${bytes(main.bandwidth.bandwidth)}/s` : `at ${bytes(main.rpo.recommendedBandwidth)}/s (recommended)`, points: lagSource.curve.map((c) => [nsToSec(c.t), c.lagSeconds]) } : null;
     $('p-needed').textContent = `${bytes(main.rpo.recommendedBandwidth)}/s for ${duration(main.rpo.targetSeconds)}${main.links ? ` (${main.links.count} links)` : ''}`;
-    $('p-link').textContent = main.bandwidth ? `RPO ${duration(main.bandwidth.achievedRpoSeconds)}${main.bandwidth.keepsUp ? '' : ' — falls behind'}` : 'no link given';
+    const achieved = main.bandwidth && main.bandwidth.achievedRpoSeconds;
+    $('p-link').textContent = main.bandwidth ? `RPO ${achieved < 1 ? 'under 1 s' : duration(achieved)}${main.bandwidth.keepsUp ? '' : ' — falls behind'}` : 'no link given';
     const r = main.rates[basis];
     $('p-rates').textContent = `${bytes(r.peak)}/s · ${bytes(r.p95)}/s · ${bytes(r.mean)}/s`;
     $('p-savings').textContent = `${bytes(main.bytes.coalescingSavings)} (${(100 * main.bytes.savingsRatio).toFixed(0)} %)`;
@@ -364,9 +365,12 @@
     const warn = main.warnings && main.warnings.length ? ` ${main.warnings.join(' ')}` : '';
     setStatus(note, `Bandwidth that keeps the simulated shipping lag under each RPO, over ${duration(main.window.seconds)} of recorded writes (${main.window.intervals} intervals of ${duration(Number(main.window.intervalNs) / NS)}).${warn}`);
     const target = main.rpo.targetSeconds;
+    // A link far above every need would flatten the curve to the axis: then it is only named.
+    const curveMax = Math.max(0, ...pts.map((p) => p[1]));
+    const linkShown = Boolean(main.bandwidth) && main.bandwidth.bandwidth <= 3 * curveMax;
     const opts = {
       width: Math.max(320, el.clientWidth || 900), height: 240,
-      scales: { x: { time: false, distr: 3, log: 10 }, y: { range: (u, lo, hi) => [0, Math.max(hi, main.bandwidth ? main.bandwidth.bandwidth : 0) * 1.1 || 1] } },
+      scales: { x: { time: false, distr: 3, log: 10 }, y: { range: (u, lo, hi) => [0, Math.max(hi, linkShown ? main.bandwidth.bandwidth : 0) * 1.1 || 1] } },
       series: [
         { label: 'target RPO', value: (u, v) => (v === null ? '—' : duration(v)) },
         { label: 'bandwidth needed', stroke: css('--written'), width: 2, points: { show: true, size: 6 }, value: (u, v) => (v === null ? '—' : `${bytes(v)}/s`) },
@@ -385,7 +389,7 @@
           ctx.strokeStyle = css('--picked');
           const x = u.valToPos(target, 'x', true);
           if (x >= left && x <= left + width) { ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, top + height); ctx.stroke(); }
-          if (main.bandwidth) {
+          if (linkShown) {
             ctx.strokeStyle = css('--lag');
             const y = u.valToPos(main.bandwidth.bandwidth, 'y', true);
             ctx.beginPath(); ctx.moveTo(left, y); ctx.lineTo(left + width, y); ctx.stroke();
