@@ -8,9 +8,6 @@ import { VolumeStore } from './volume-store.js';
 
 export interface CollectorStoreOptions {
   segmentBytes?: number;
-  /** Interval of the first-update bitmaps (default 1 s); see change-bitmaps.ts. */
-  intervalNs?: bigint;
-  bitmapBlockSize?: number;
   /** The planner's interval (default 60 s); see planner/activity.ts. */
   planIntervalNs?: bigint;
   retention?: RetentionPolicy;
@@ -64,7 +61,7 @@ export class CollectorStore {
   }
 
   private volumeOptions() {
-    return { segmentBytes: this.opts.segmentBytes, retention: this.opts.retention, logger: this.log, intervalNs: this.opts.intervalNs, bitmapBlockSize: this.opts.bitmapBlockSize, planIntervalNs: this.opts.planIntervalNs };
+    return { segmentBytes: this.opts.segmentBytes, retention: this.opts.retention, logger: this.log, planIntervalNs: this.opts.planIntervalNs };
   }
 
   /**

@@ -14,7 +14,8 @@
  * - Diff is byte-exact from the log, then checked against both images: equals cmp at
  *   512-byte granularity (diff-refine.ts); `exact: false` skips the check.
  * - One checkpoint per volume; consolidation never passes the oldest retained mark
- *   (retention.ts). Bitmaps per interval are derived from the index (change-bitmaps.ts).
+ *   (retention.ts). The planner's first-update maps per interval are recorded from
+ *   the index as appends are taken in and kept in planner/ (../planner/activity.ts).
  */
 export { CollectorStore, type CollectorStoreOptions } from './collector-store.js';
 export { VolumeStore, describePoint, type Point, type MarkInfo } from './volume-store.js';
@@ -22,4 +23,3 @@ export type { RestoreChunk, RestoreSink } from './image-emitter.js';
 export type { DiffExtent, Extent } from './image-plan.js';
 export type { ScrubProblem } from './scrub.js';
 export type { RetentionPolicy } from './retention.js';
-export { orBitmaps, popcount, type IntervalBitmap } from './change-bitmaps.js';

@@ -6,7 +6,7 @@ import { ErrorCodes } from '../../core/errors.js';
 import { HybridClock, ManualWallClock } from '../../core/hlc.js';
 import { EMPTY, RecordFlag, RecordKind, type JournalRecord } from '../../journal/record.js';
 import { RESEND_BEGIN_MARK, RESEND_END_MARK } from '../../journal/resend-marks.js';
-import { intervalBitmaps, orBitmaps, popcount } from './change-bitmaps.js';
+import { unionBytes } from '../planner/run-set.js';
 import { decodeManifest, encodeManifest } from './checkpoint.js';
 import { CollectorStore } from './collector-store.js';
 import { consolidationTarget } from './retention.js';
@@ -113,14 +113,15 @@ describe('VolumeStore', () => {
     expect(store.listVolumes().map((x) => x.name)).toEqual(['same']);
   });
 
-  it('builds first-update bitmaps per interval that count unique blocks', async () => {
-    const v = await store.createVolume('bm', BigInt(64 * KiB));
-    // Two writes of the same 4 KiB block in one 1 s interval, one in the next.
+  it('records the planner\'s first-update maps per interval as appends are taken in', async () => {
+    const s = await CollectorStore.open(path.join(dir, 'planner'), { planIntervalNs: 1_000_000_000n });
+    const v = await s.createVolume('bm', BigInt(64 * KiB));
+    // A 4 KiB block and 10 bytes inside it in one 1 s interval, 5000 bytes in the next.
     await v.append([write(0, Buffer.alloc(4096, 1), 100), write(100, Buffer.alloc(10, 2), 100), write(8192, Buffer.alloc(5000, 3), 1000)]);
-    const maps = v.changeBitmaps({ seq: 0n }, { seq: 3n });
-    expect(maps.map((m) => [m.entries, m.writtenBytes, m.uniqueBlocks])).toEqual([[2, 4106, 1], [1, 5000, 2]]);
-    expect(popcount(orBitmaps(maps.map((m) => m.bitmap), maps[0]!.bitmap.length))).toBe(3);
-    expect(intervalBitmaps).toBeTypeOf('function');
+    const xs = v.activity().intervals;
+    expect(xs.map((m) => [m.writeOps, m.writtenBytes, m.uniqueBytes])).toEqual([[2, 4106, 4096], [1, 5000, 5000]]);
+    expect(unionBytes(xs.map((m) => m.runs))).toBe(4096 + 5000);
+    await s.close();
   });
 
   it('checkpoint manifests carry a CRC that catches any change', () => {

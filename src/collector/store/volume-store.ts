@@ -7,7 +7,6 @@ import { RecordKind, type JournalRecord } from '../../journal/record.js';
 import { JournalWriter } from '../../journal/writer.js';
 import { checkUserMarkName, RESEND_BEGIN_MARK, RESEND_END_MARK, RESERVED_MARK_PREFIX } from '../../journal/resend-marks.js';
 import { ActivityLog, type IntervalActivity } from '../planner/activity.js';
-import { intervalBitmaps, type IntervalBitmap } from './change-bitmaps.js';
 import { CheckpointWriter, listCheckpointManifests, loadLatestCheckpoint, removeCheckpoint, type Checkpoint } from './checkpoint.js';
 import { EntryIndex } from './entry-index.js';
 import { HistoryLock, Serial } from './history-lock.js';
@@ -31,7 +30,7 @@ export interface MarkInfo { name: string; seq: bigint; time: bigint; id?: string
  */
 export interface VolumeMeta { name: string; size: string; generation: number; token?: string; createdNs?: string; lastRestore?: { fromSeq: string; toSeq: string } }
 /** `planIntervalNs`: the planner's interval (planner/activity.ts; default 60 s). */
-export interface VolumeOptions { segmentBytes?: number; retention?: RetentionPolicy; logger?: Logger; intervalNs?: bigint; bitmapBlockSize?: number; planIntervalNs?: bigint }
+export interface VolumeOptions { segmentBytes?: number; retention?: RetentionPolicy; logger?: Logger; planIntervalNs?: bigint }
 
 export function describePoint(p: Point): string {
   if ('mark' in p) return `mark "${p.mark}"`;
@@ -550,17 +549,6 @@ export class VolumeStore {
       return refineDiff({ candidates, olderPlan: planImage(this.index, this.idx(lo), size, only), youngerPlan: planImage(this.index, this.idx(hi), size, only),
         index: this.index, locator: this.locator, ckpt: this.ckpt });
     });
-  }
-
-  /**
-   * First-update bitmaps per interval for the entries between two points (planner input).
-   * A mark's bitmap is the OR of those between the previous mark and it (orBitmaps).
-   */
-  changeBitmaps(a: Point, b: Point): IntervalBitmap[] {
-    const ra = this.resolveAny(a);
-    const rb = this.resolveAny(b);
-    const [lo, hi] = ra.seq < rb.seq ? [ra.seq, rb.seq] : [rb.seq, ra.seq];
-    return intervalBitmaps(this.index, this.idx(lo) + 1, this.idx(hi), Number(this.size), this.opts.bitmapBlockSize ?? 4096, this.opts.intervalNs ?? 1_000_000_000n);
   }
 
   /** The planner's per-interval activity of the retained history, ascending (planner/activity.ts). */
