@@ -93,7 +93,8 @@ export function nodeService(o: NodeOptions): { handlers: Record<string, (req: Re
       const rpc = (type: string) => ({ rpc: { type } });
       // No EXPAND_VOLUME: the data path's size, the spool's records and the collector's
       // registered size are fixed at start; growing needs all three moved together.
-      return { capabilities: ['STAGE_UNSTAGE_VOLUME', 'GET_VOLUME_STATS', 'VOLUME_CONDITION', 'SINGLE_NODE_MULTI_WRITER'].map(rpc) };
+      // VOLUME_CONDITION left the spec in 1.13; health is NodeGetVolumeHealth (GET_VOLUME_HEALTH).
+      return { capabilities: ['STAGE_UNSTAGE_VOLUME', 'GET_VOLUME_STATS', 'GET_VOLUME_HEALTH', 'SINGLE_NODE_MULTI_WRITER'].map(rpc) };
     },
 
     async NodeGetInfo() {
@@ -268,10 +269,8 @@ export function nodeService(o: NodeOptions): { handlers: Record<string, (req: Re
       // A relative path names nothing kubelet published: not found, as the spec has it for a missing path.
       const st = path.isAbsolute(vp) ? await fsp.stat(vp).catch(() => undefined) : undefined;
       if (!st) throw notFound(`NodeGetVolumeStats: ${vp} does not exist`);
-      const problem = await health(p, r);
-      const volume_condition = { abnormal: problem !== undefined, message: problem ?? 'data path, device and mount are up' };
       if (r.accessType === 'block' || !st.isDirectory()) {
-        return { usage: [{ unit: 'BYTES', total: String(r.sizeBytes) }], volume_condition };
+        return { usage: [{ unit: 'BYTES', total: String(r.sizeBytes) }] };
       }
       const fsStat = await fsp.statfs(vp);
       const total = fsStat.blocks * fsStat.bsize;
@@ -280,8 +279,18 @@ export function nodeService(o: NodeOptions): { handlers: Record<string, (req: Re
           { unit: 'BYTES', total: String(total), available: String(fsStat.bavail * fsStat.bsize), used: String((fsStat.blocks - fsStat.bfree) * fsStat.bsize) },
           { unit: 'INODES', total: String(fsStat.files), available: String(fsStat.ffree), used: String(fsStat.files - fsStat.ffree) },
         ],
-        volume_condition,
       };
+    },
+
+    async NodeGetVolumeHealth(req: Req) {
+      const id = requireId(req, 'NodeGetVolumeHealth');
+      const p = paths(id);
+      const r = await readRecord(p);
+      // No adverse condition known = an empty list. A volume not staged here, or whose data
+      // path, device or mount is gone, cannot be read or written on this node: INACCESSIBLE.
+      const problem = !r ? `volume "${id}" is not staged on node "${o.nodeId}"` : !r.staged ? 'its NodeStageVolume did not finish' : await health(p, r);
+      const reason = !r || !r.staged ? 'NotStaged' : problem?.startsWith('its data path') || problem?.startsWith('its NBD') ? 'DataPathDown' : 'DeviceDetached';
+      return { volume_health: { volume_id: id, health_statuses: problem ? [{ status: 'INACCESSIBLE', reason, message: problem }] : [] } };
     },
   };
 
