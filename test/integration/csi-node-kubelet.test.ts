@@ -120,7 +120,12 @@ describe('NodeStage + NodePublish as kubelet calls them, shipping to a real coll
 
   it('mounts a fresh ext4 whose writes reach the collector: the device at a mark restores byte for byte, across a kill -9 of the plugin', async () => {
     const v = await provision(false);
-    await node.NodeStageVolume(v.stageReq);
+    // Two at once on one volume (kubelet retrying a call that timed out): one runs, the other is ABORTED.
+    const both = await Promise.allSettled([node.NodeStageVolume(v.stageReq), node.NodeStageVolume(v.stageReq)]);
+    expect(both.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    const refused = both.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+    expect(refused.reason).toMatchObject({ code: 10 /* ABORTED */ });
+    expect(refused.reason.details).toMatch(/NodeStageVolume is still in progress on .*; retry NodeStageVolume once it finishes/);
     // Called again (kubelet retries after a timeout): nothing more to do.
     await node.NodeStageVolume(v.stageReq);
     await node.NodePublishVolume(v.publishReq);
