@@ -40,15 +40,19 @@ build_etcd() {
   (cd "$here/tools/etcd" && go build -trimpath -ldflags "-s -w" -o "$1/etcd" go.etcd.io/etcd/server/v3)
 }
 
-# The CSI driver's peers (csi-sanity): a family of their own, so a cold build of the
+# The CSI driver's peers (csi-sanity, external-provisioner): a family each of their own, so a cold build of the
 # driver's tests does not wait for Kubernetes' and Kubernetes' pins do not move them.
 build_csi_sanity() {
   (cd "$here/tools/csi-sanity" && go build -trimpath -ldflags "-s -w" -o "$1/" tool)
 }
 
+build_csi_provisioner() {
+  (cd "$here/tools/csi-provisioner" && go build -trimpath -ldflags "-s -w -X main.version=v6.4.0" -o "$1/" tool)
+}
+
 bin="$cache/bin"
 mkdir -p "$bin"
-for family in kubernetes etcd csi-sanity; do
+for family in kubernetes etcd csi-sanity csi-provisioner; do
   key=$(key_of "$family")
   stamp="$cache/$family.$key.done"
   [ -f "$stamp" ] && continue
