@@ -5,6 +5,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { EMPTY, RecordKind, type JournalRecord } from '../../journal/record.js';
 import { CollectorStore } from '../store/collector-store.js';
 import { ACTIVITY_FILE } from './activity-file.js';
+import { ActivityLog } from './activity.js';
+import { planWindows } from './plan.js';
+import { windowOf } from './window.js';
 
 const S = 1_000_000_000n;
 const T0 = 1_800_000_000n * S; // a multiple of the interval
@@ -78,5 +81,33 @@ describe('planner activity: per-interval first-update maps kept with the history
     const reopened = await CollectorStore.open(dir, { planIntervalNs: 10n * S });
     expect(shape(reopened.volume('a')!.activity().intervals).map((x) => x[0])).toEqual([10, 20, 30]);
     await reopened.close();
+  });
+});
+
+describe('planner activity under heavy random writes', () => {
+  it('coarsens an interval whose map outgrows its run budget, and the plan says its unique bytes are an upper bound', async () => {
+    const d = await fsp.mkdtemp(path.join(os.tmpdir(), 'rewind-activity-coarse-'));
+    try {
+      // 300 one-byte writes 8 KiB apart in one interval, then one in the next to close it.
+      const n = 301;
+      const index = { baseSeq: 1n, count: n, times: new BigUint64Array(n), offs: new Float64Array(n), lens: new Uint32Array(n), kinds: new Uint8Array(n).fill(RecordKind.Write) };
+      for (let i = 0; i < n; i++) {
+        index.times[i] = T0 + (i === n - 1 ? 15n * S : BigInt(i) * 1_000_000n);
+        index.offs[i] = i * 8192;
+        index.lens[i] = 1;
+      }
+      const log = await ActivityLog.open(d, index, { intervalNs: 10n * S, durableSeq: BigInt(n), historyStartNs: 0n, maxRuns: 100 });
+      const [a] = log.intervals();
+      expect(a).toMatchObject({ writeOps: 300, writtenBytes: 300, uniqueBytes: 300 });
+      expect(a!.grain).toBeGreaterThanOrEqual(4096);
+      expect(a!.runs.length / 2).toBeLessThanOrEqual(100);
+      const p = planWindows([windowOf({ name: 'x', intervalNs: 10n * S, intervals: log.intervals(), historyStartNs: T0, latestNs: T0 + 15n * S, markTime: () => undefined }, undefined, undefined)]);
+      // The coarse map covers far more than 300 bytes; the plan never claims more unique than written.
+      expect(p.bytes).toMatchObject({ written: 301, unique: 301, approximate: true });
+      expect(p.warnings.join(' ')).toMatch(/upper bound/);
+      await log.flush();
+    } finally {
+      await fsp.rm(d, { recursive: true, force: true });
+    }
   });
 });
