@@ -79,9 +79,9 @@ describe('NodeStage + NodePublish as kubelet calls them, shipping to a real coll
   });
 
   /** A PV of the Rewind StorageClass (WaitForFirstConsumer: the scheduler picked NODE), registered on the collector as the controller does. */
-  async function provision(block: boolean) {
-    const name = `pvc-${randomUUID()}`;
-    expect((await api.registerVolume(ADMIN, name, BigInt(SIZE), TOKEN)).created).toBe(true);
+  async function provision(block: boolean, again?: string) {
+    const name = again ?? `pvc-${randomUUID()}`;
+    expect((await api.registerVolume(ADMIN, name, BigInt(SIZE), TOKEN)).created).toBe(again === undefined);
     const capability = { access_mode: { mode: 'SINGLE_NODE_WRITER' }, ...(block ? { block: {} } : { mount: { fs_type: 'ext4', mount_flags: [] } }) };
     const created = await ctl.CreateVolume({
       name,
@@ -182,6 +182,35 @@ describe('NodeStage + NodePublish as kubelet calls them, shipping to a real coll
 
     await ctl.DeleteVolume({ volume_id: v.name });
     await expect(fs.stat(v.paths.dir)).rejects.toThrow();
+  });
+
+  it('a volume whose node lost its backing file is filled from the collector before its first use, and fsck finds it clean', async () => {
+    const v = await provision(false);
+    await node.NodeStageVolume(v.stageReq);
+    await node.NodePublishVolume(v.publishReq);
+    const files = await writeTree(v.target, 3);
+    await peer('sync', []);
+    await node.NodeUnpublishVolume({ volume_id: v.name, target_path: v.target });
+    await node.NodeUnstageVolume({ volume_id: v.name, staging_target_path: v.staging });
+    // What the node held at unstage is what the collector holds now.
+    const latest = path.join(dir, 'latest-lost.img');
+    await api.restoreToFile(v.name, TOKEN, { now: true }, latest);
+    expect(await sha256File(latest)).toBe(await sha256File(v.paths.backing));
+    // The node's copy is gone (DeleteVolume frees it here; a lost node loses it); the history is on the collector.
+    await ctl.DeleteVolume({ volume_id: v.name });
+    await expect(fs.stat(v.paths.backing)).rejects.toThrow();
+
+    const w = await provision(false, v.name);
+    await node.NodeStageVolume(w.stageReq);
+    // The data path pulled the image before serving (the mount that follows rewrites the superblock, so compare the log, then the files).
+    expect(await fs.readFile(path.join(w.paths.dir, 'serve.log'), 'utf8')).toMatch(/"msg":"volume filled from the collector".*"kind":"image"/);
+    await node.NodePublishVolume(w.publishReq);
+    for (const [rel, h] of files) expect(sha(await fs.readFile(path.join(w.target, rel))), rel).toBe(h);
+    await node.NodeUnpublishVolume({ volume_id: w.name, target_path: w.target });
+    await node.NodeUnstageVolume({ volume_id: w.name, staging_target_path: w.staging });
+    await peer('e2fsck', ['-fn', w.paths.backing]);
+    expect(await leftovers(dir)).toEqual([]);
+    await ctl.DeleteVolume({ volume_id: w.name });
   });
 
   it('exposes the device for volumeMode Block: qemu-io writes through it, and the mark restores the device as it was', async () => {
