@@ -118,7 +118,9 @@ export class ProtectedVolumeReconciler implements Reconciler {
     } else {
       set(PV_CONDITION_PROTECTED, { type: PV_CONDITION_PROTECTED, status: 'True', reason: PvReasons.Streaming, message: `streaming; durable up to seq ${v.durableSeq}` });
     }
-    if (target !== undefined && lag > target) {
+    if (v.writerConnected && writer.problem) {
+      set(PV_CONDITION_DEGRADED, { type: PV_CONDITION_DEGRADED, status: 'True', reason: writer.problem.reason, message: `the node reports: ${writer.problem.message}` });
+    } else if (target !== undefined && lag > target) {
       set(PV_CONDITION_DEGRADED, { type: PV_CONDITION_DEGRADED, status: 'True', reason: PvReasons.LagOverTarget, message: `the collector trails the volume by ${lag.toFixed(1)} s, over the RPO target of ${target} s; raise the shipping bandwidth or lower the write rate` });
     } else {
       set(PV_CONDITION_DEGRADED, { type: PV_CONDITION_DEGRADED, status: 'False', reason: PvReasons.AsExpected, message: 'as expected' });
@@ -174,13 +176,17 @@ interface WriterReport {
   latestTimeNs?: bigint;
   latestSeq?: bigint;
   durability?: ProtectedVolumeStatus['durability'];
+  /** A condition the node reports (shipper.ts problem): PascalCase reason and what it means. */
+  problem?: { reason: string; message: string };
 }
 
 /** What the node side last reported about itself through the collector, when it did. */
 function writerOf(v: VolumeStatusView): WriterReport {
-  const w = v.detail.writer as { latestTimeNs?: string; latestSeq?: string; durability?: string } | undefined;
+  const w = v.detail.writer as { latestTimeNs?: string; latestSeq?: string; durability?: string; problem?: string; problemMessage?: string } | undefined;
   if (!w) return {};
   return {
+    // Only a well-formed reason becomes a condition reason (the API server checks its form).
+    ...(w.problem && /^[A-Z][A-Za-z0-9]{0,63}$/.test(w.problem) ? { problem: { reason: w.problem, message: w.problemMessage || w.problem } } : {}),
     ...(w.latestTimeNs ? { latestTimeNs: BigInt(w.latestTimeNs) } : {}),
     ...(w.latestSeq ? { latestSeq: BigInt(w.latestSeq) } : {}),
     ...(w.durability === 'async' || w.durability === 'flush-sync' || w.durability === 'sync' ? { durability: w.durability } : {}),

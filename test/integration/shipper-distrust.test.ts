@@ -112,6 +112,8 @@ describe('the shipper checks what the collector claims', () => {
       const api = new CollectorApi(c.target);
       try {
         await waitFor(async () => (await api.status('v', TOKEN)).durableSeq >= vol.spool.lastSeq, 20_000, 'the resync to be acknowledged');
+        // The collector's volume status carries the node's problem (the ProtectedVolume's Degraded reason).
+        await waitFor(async () => ((await api.status('v', TOKEN)).detail.writer as { problem?: string } | undefined)?.problem === 'CollectorLostAcknowledged', 5_000, 'the problem in the volume status');
         const out = path.join(root, 'now.img');
         await api.restoreToFile('v', TOKEN, { now: true }, out);
         expect(sha(await fsp.readFile(out))).toBe(sha(device));

@@ -47,6 +47,9 @@ export interface WriterInfo {
   spoolBytes?: bigint;
   /** Wall time (ms) of the last Report. */
   reportedAtMs?: number;
+  /** A condition the node reports (Report.problem): PascalCase reason and its message. */
+  problem?: string;
+  problemMessage?: string;
 }
 
 /**
@@ -368,6 +371,9 @@ export function appendHandler(deps: AppendDeps): (call: AppendCall) => void {
         if (session) {
           const r = req.report;
           Object.assign(session.writer, { latestSeq: BigInt(r.latest_seq), latestTimeNs: BigInt(r.latest_time_ns), spoolBytes: BigInt(r.spool_bytes), reportedAtMs: Date.now() });
+          // The node's own problem (shipper.ts), shown by the controller as Degraded; cleared when it reports none.
+          if (r.problem) Object.assign(session.writer, { problem: r.problem.slice(0, 64), problemMessage: (r.problem_message ?? '').slice(0, 1024) });
+          else { delete session.writer.problem; delete session.writer.problemMessage; }
         }
         return;
       }

@@ -157,13 +157,12 @@ export class VolumeStore {
   }
 
   /**
-   * The newest time this volume's journal holds (durable or still on its way to the
-   * disk): a writer's next entry must be later (the journal refuses times that go back).
+   * Time of the newest durable entry: a writer's next entry must be later. Not the journal
+   * writer's own last time, which may include entries of a failed append (a full disk)
+   * that the node resends with their own times once the writer has been reopened.
    */
   get latestTime(): bigint {
-    const w = this.writer.lastTime;
-    const d = this.timeOfSeq(this.durableSeq);
-    return w > d ? w : d;
+    return this.timeOfSeq(this.durableSeq);
   }
 
   /** See VolumeMeta.lastRestore. */
