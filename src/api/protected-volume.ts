@@ -51,6 +51,13 @@ export interface ProtectedVolumeStatus {
   /** The mode in force on the node (can trail spec.durability until the node picks it up). */
   durability?: DurabilityMode;
   rpoMet?: boolean;
+  /**
+   * The planner's answer for the RPO target over the retained history (docs/planner.md):
+   * the least shipping bandwidth that keeps the lag within it, and whether the volume's
+   * bandwidth cap (none: unlimited) is at least that.
+   */
+  recommendedBandwidthBytesPerSecond?: number;
+  linkMeetsRpo?: boolean;
   /** The volume's name on the collector. */
   collectorVolume?: string;
   /** The Secret holding the per-volume token the node side streams with. */
@@ -143,6 +150,8 @@ export const protectedVolumeDefinition: KindDefinition = {
     journalBytes: int64({ minimum: 0, description: 'Bytes of journal and checkpoints held for this volume.' }),
     durability: enumOf(DURABILITY_MODES, { description: 'Durability mode in force on the node.' }),
     rpoMet: boolean({ description: 'Whether lag is within rpoTargetSeconds.' }),
+    recommendedBandwidthBytesPerSecond: int64({ minimum: 0, description: "The planner's least shipping bandwidth that keeps the lag within rpoTargetSeconds over the retained history." }),
+    linkMeetsRpo: boolean({ description: 'Whether the shipping bandwidth cap (none: unlimited) is at least the recommended bandwidth.' }),
     collectorVolume: string({ description: "The volume's name on the collector.", maxLength: 512 }),
     tokenSecretName: string({ description: 'Secret with the per-volume token the node streams with.', maxLength: 253 }),
     durableSeq: int64({ minimum: 0, description: 'Highest sequence number the collector holds durably.' }),

@@ -6,7 +6,7 @@ import {
 } from '../api/index.js';
 import { formatNs } from '../core/hlc.js';
 import { isRewindError } from '../core/errors.js';
-import type { VolumeStatusView } from '../rpc/collector-api.js';
+import type { CollectorApi, VolumeStatusView } from '../rpc/collector-api.js';
 import { eventTarget, getObject, replaceStatus, sameJson, type ControllerContext } from './context.js';
 import { parseByteQuantity } from './quantity.js';
 import { isNotFound } from './runtime/api-errors.js';
@@ -77,7 +77,10 @@ export class ProtectedVolumeReconciler implements Reconciler {
         }
         status.collectorVolume = volume;
         status.tokenSecretName = tokenSecretName(pv);
-        if (view) this.fromCollector(pv, status, view, set);
+        if (view) {
+          this.fromCollector(pv, status, view, set);
+          await this.plan(pv, status, api, volume, token);
+        }
       }
     } catch (err) {
       failure = err;
@@ -124,6 +127,26 @@ export class ProtectedVolumeReconciler implements Reconciler {
       set(PV_CONDITION_DEGRADED, { type: PV_CONDITION_DEGRADED, status: 'True', reason: PvReasons.LagOverTarget, message: `the collector trails the volume by ${lag.toFixed(1)} s, over the RPO target of ${target} s; raise the shipping bandwidth or lower the write rate` });
     } else {
       set(PV_CONDITION_DEGRADED, { type: PV_CONDITION_DEGRADED, status: 'False', reason: PvReasons.AsExpected, message: 'as expected' });
+    }
+  }
+
+  /**
+   * The planner's bandwidth for the RPO target (GetPlan over the retained history). A plan
+   * that cannot be made (no history yet, an older collector) leaves the fields unset: it
+   * informs, it never blocks protection.
+   */
+  private async plan(pv: ProtectedVolume, status: ProtectedVolumeStatus, api: CollectorApi, volume: string, token: string): Promise<void> {
+    const target = pv.spec.rpoTargetSeconds;
+    if (target === undefined || status.durableSeq === undefined || status.durableSeq === 0) return;
+    try {
+      const p = await api.plan(volume, token, { rpo: `${target}s` });
+      const b = p.rpo?.recommendedBandwidth;
+      if (b === undefined || !Number.isFinite(b)) return;
+      status.recommendedBandwidthBytesPerSecond = Math.ceil(b);
+      const cap = pv.spec.shipping?.bandwidthBytesPerSecond ?? 0;
+      status.linkMeetsRpo = cap === 0 || cap >= b;
+    } catch (err) {
+      if (!isRewindError(err)) throw err;
     }
   }
 

@@ -136,6 +136,7 @@ export async function openNodeVolume(o: NodeVolumeOptions): Promise<NodeVolume> 
 
   const lock = new RangeLock();
   let shipper: Shipper | undefined;
+  let flushWaitRef: FlushWait | undefined;
   if (o.collector) {
     shipper = new Shipper({
       spool,
@@ -146,6 +147,11 @@ export async function openNodeVolume(o: NodeVolumeOptions): Promise<NodeVolume> 
       mode: o.mode,
       ...(o.collector.bandwidthBytesPerSec ? { bandwidthBytesPerSec: o.collector.bandwidthBytesPerSec } : {}),
       ...(o.collector.coalesce ? { coalesce: true } : {}),
+      // The flush-wait deadline's Degraded state reaches the ProtectedVolume through the Report.
+      problemOf: () => {
+        const d = flushWaitRef?.status();
+        return d?.degraded && d.reason ? { reason: d.reason, message: d.message ?? d.reason } : undefined;
+      },
       logger: log.child({ component: 'shipper', volume: o.name }),
     });
     shipper.start();
@@ -161,6 +167,7 @@ export async function openNodeVolume(o: NodeVolumeOptions): Promise<NodeVolume> 
         logger: log.child({ component: 'flush-wait', volume: o.name }),
       })
     : undefined;
+  flushWaitRef = flushWait;
   const asyncStatus: DurabilityStatus = { mode: o.mode, effective: o.mode, degraded: false, timeouts: 0, flushWait: { timeoutMs: 0, policy: 'async' } };
   const backend = await journalFilter({
     spool,

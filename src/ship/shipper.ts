@@ -44,6 +44,8 @@ export interface ShipperOptions {
   bandwidthBytesPerSec?: number;
   coalesce?: boolean;
   backoff?: BackoffOptions;
+  /** A problem of the volume outside the shipper (a FLUSH wait past its deadline), for the Report. */
+  problemOf?: () => { reason: string; message: string } | undefined;
   logger?: Logger;
 }
 
@@ -357,7 +359,8 @@ export class Shipper {
     const report = () => {
       if (signal.aborted) return;
       const seq = this.o.spool.lastSeq;
-      const key = `${seq}/${this.problem?.reason ?? ''}`;
+      const problem = this.problem ?? this.o.problemOf?.();
+      const key = `${seq}/${problem?.reason ?? ''}`;
       if (key === sent) return;
       sent = key;
       call.write({
@@ -366,8 +369,8 @@ export class Shipper {
           latest_seq: seq.toString(),
           latest_time_ns: (this.o.spool.lastTime ?? 0n).toString(),
           spool_bytes: String(this.o.spool.bytes ?? 0),
-          problem: this.problem?.reason ?? '',
-          problem_message: this.problem?.message ?? '',
+          problem: problem?.reason ?? '',
+          problem_message: problem?.message ?? '',
         },
       } as AppendRequestMsg);
     };

@@ -101,6 +101,12 @@ spec: {pvcName: data, rpoTargetSeconds: 30}
     expect(pv.status.rpoMet).toBe(true);
     expect(pv.status.lagSeconds).toBeGreaterThanOrEqual(0);
     expect(pv.status.lagSeconds).toBeLessThan(30);
+    // The planner's bandwidth for the 30 s RPO over what was written, and no cap to fall short of it.
+    const planned = await waitFor(cp, 'rwpv/data', NS, 'a plan for the RPO target', (o) => o.status?.recommendedBandwidthBytesPerSecond !== undefined);
+    const plan = await stack.api.plan(volume, token, { rpo: '30s' });
+    expect(planned.status.recommendedBandwidthBytesPerSecond).toBe(Math.ceil(plan.rpo!.recommendedBandwidth));
+    expect(planned.status.recommendedBandwidthBytesPerSecond).toBeGreaterThan(0);
+    expect(planned.status.linkMeetsRpo).toBe(true);
     shas.before = await backingSha();
   });
 
