@@ -1,6 +1,6 @@
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { ErrorCodes, RewindError, fromSystemError } from '../../core/errors.js';
+import { ErrorCodes, RewindError, fromSystemError, isRewindError } from '../../core/errors.js';
 import { formatNs } from '../../core/hlc.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
 import { RecordKind, type JournalRecord } from '../../journal/record.js';
@@ -608,7 +608,15 @@ export class VolumeStore {
     if (dropped) await this.serial.run(() => this.saveMarks());
     const cutoff = nowNs - pol.pointInTimeNs;
     if (cutoff < this.ckpt.time) return { checkpointSeq: this.ckpt.seq, freedBytes: 0 };
-    const atCutoff = this.resolveAny({ time: cutoff }).seq;
+    let atCutoff: bigint;
+    try {
+      atCutoff = this.resolveAny({ time: cutoff }).seq;
+    } catch (err) {
+      // The cutoff is before the volume's first entry (a volume younger than its window):
+      // nothing to consolidate yet, which is no failure.
+      if (isRewindError(err, ErrorCodes.POINT_OUT_OF_WINDOW)) return { checkpointSeq: this.ckpt.seq, freedBytes: 0 };
+      throw err;
+    }
     const oldest = this.marks()[0]?.seq;
     const target = consolidationTarget({ seqAtCutoff: atCutoff, oldestMarkSeq: oldest, checkpointSeq: this.ckpt.seq });
     return this.consolidate({ seq: target });
