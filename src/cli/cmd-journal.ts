@@ -149,6 +149,7 @@ ${journalDirHelp}
     const untilMark = str(args, 'until-mark');
     const bounds = [str(args, 'until'), str(args, 'until-seq'), untilMark].filter((x) => x !== undefined);
     if (bounds.length > 1) throw new RewindError(ErrorCodes.INVALID_ARGUMENT, 'give at most one of --until, --until-seq, --until-mark');
+    await refusePastStop(args.positionals[0] ?? String(args.values.dir), str(args, 'until'), str(args, 'until-seq'), untilMark);
     let size: bigint | undefined = str(args, 'size') ? parseSize(str(args, 'size')!) : undefined;
     if (base) {
       await fs.copyFile(base, out);
@@ -181,6 +182,29 @@ ${journalDirHelp}
     return 0;
   },
 };
+
+/**
+ * A spool that filled with no collector to free it stopped journaling (node-volume.ts
+ * journal-stopped.json): the device went on changing, so a replay to any later instant (or
+ * to "the end") would give a state the volume never had at that instant.
+ */
+async function refusePastStop(dir: string, until: string | undefined, untilSeq: string | undefined, untilMark: string | undefined): Promise<void> {
+  let stop: { seq: string; time: string };
+  try {
+    stop = JSON.parse(await fs.readFile(`${dir}/journal-stopped.json`, 'utf8')) as { seq: string; time: string };
+  } catch {
+    return;
+  }
+  const seq = BigInt(stop.seq);
+  const time = BigInt(stop.time);
+  const past = untilMark === undefined && (until !== undefined ? parseInstant(until) > time : untilSeq !== undefined ? BigInt(untilSeq) > seq : true);
+  if (!past) return;
+  throw new RewindError(
+    ErrorCodes.POINT_OUT_OF_WINDOW,
+    `the spool in ${dir} stopped journaling at seq ${seq} (${formatNs(time)}) when it filled with no collector to free it; later writes are not in the journal — give --until at or before ${formatNs(time)}, --until-seq ${seq} or less, or a mark`,
+    { details: { stoppedSeq: seq, stoppedTime: time } },
+  );
+}
 
 /** The spool records the volume size in its state file; a bare journal does not. */
 async function volumeSizeOf(dir: string): Promise<bigint | undefined> {

@@ -35,7 +35,12 @@ export const serveCommand: Command = {
 --export       export name (default "" — the default export)
 --spool-max    bytes the spool may hold before the full policy applies (default 8G)
 --full-policy  block: writers wait for space; dirty-bitmap: stop journaling, remember the
-               changed extents in a persisted bitmap and resend them later (default block)
+               changed extents in a persisted bitmap and resend them later (default block
+               with --collector, dirty-bitmap without: with no collector nothing frees the
+               spool, so block would stop every writer once it is full — it is refused).
+               Without a collector, a full spool ends the local history: the node keeps
+               serving, logs where the journal stopped (journal-stopped.json in the spool),
+               and \`rewind journal replay\` refuses instants after it
 --http         also serve the control API (POST /v1/marks, GET /v1/status, /healthz) and the
                node's Prometheus /metrics (docs/metrics.md) at HOST:PORT
 --nbd-memory   memory all NBD connections together may hold for requests (READ replies not
@@ -90,11 +95,17 @@ next start replays the spool onto the backing file before serving.`,
     const listen: ListenAddress = parseListen(str(args, 'listen') ?? '127.0.0.1:10809');
     const exportName = str(args, 'export') ?? '';
     const size = str(args, 'size') !== undefined ? parseSize(str(args, 'size')!) : undefined;
-    const fullPolicy = str(args, 'full-policy') ?? 'block';
+    const remote = await collectorOptions(args, this.name);
+    const fullPolicy = str(args, 'full-policy') ?? (remote ? 'block' : 'dirty-bitmap');
     if (fullPolicy !== 'block' && fullPolicy !== 'dirty-bitmap') {
       throw new RewindError(ErrorCodes.INVALID_ARGUMENT, `--full-policy must be block or dirty-bitmap, not "${fullPolicy}"`);
     }
-    const remote = await collectorOptions(args, this.name);
+    if (fullPolicy === 'block' && !remote) {
+      throw new RewindError(
+        ErrorCodes.INVALID_ARGUMENT,
+        '--full-policy block needs --collector: without one nothing ever frees the spool, and every writer would wait forever once --spool-max is reached; drop --full-policy (dirty-bitmap: the journal stops at the bound, the device keeps serving) or give --collector ADDR',
+      );
+    }
     const log = createLogger({ component: 'serve' });
     const spoolMaxBytes = Number(parseSize(str(args, 'spool-max') ?? '8G'));
     const vol = await openNodeVolume({

@@ -104,6 +104,20 @@ export async function openNodeVolume(o: NodeVolumeOptions): Promise<NodeVolume> 
   // the spool onto it first. Writes may also have reached the backing file without
   // reaching the spool, so the journal no longer describes the device: resend it all
   // (initialSync below).
+  if (!o.collector) {
+    // Without a collector the spool is the only history and nothing frees it: once full
+    // (dirty-bitmap policy) it stops journaling. Say once where, durably, so `rewind journal
+    // replay` refuses instants after it instead of replaying a journal that ends early.
+    const stoppedFile = path.join(o.spoolDir, JOURNAL_STOPPED_FILE);
+    let noted = await fs.access(stoppedFile).then(() => true, () => false);
+    spool.onState((st) => {
+      if (st !== 'dirty-tracking' || noted) return;
+      noted = true;
+      const at = { seq: spool.lastSeq.toString(), time: spool.lastTime.toString(), reason: 'spool full with no collector to free it' };
+      log.warn('spool full: the local journal stops here; the device keeps serving, and instants after this are not restorable from the spool', { volume: o.name, ...at });
+      void fs.writeFile(stoppedFile, JSON.stringify(at) + '\n').catch((err: unknown) => log.error('cannot record where the journal stopped', { err }));
+    });
+  }
   const marker = path.join(o.spoolDir, 'node.running');
   const crashed = await fs.access(marker).then(() => true, () => false);
   if (crashed) await redoSpool(spool, backing, log.child({ volume: o.name }));
@@ -312,6 +326,9 @@ async function initialSync(name: string, backing: Backend, spool: Spool, lock: R
   await spool.sync();
   log.info('resync done', { volume: name, why, bytes: res.bytesCopied, protectionStartSeq: res.protectionStartSeq });
 }
+
+/** In a spool without a collector: where its journal stopped because the spool was full. */
+export const JOURNAL_STOPPED_FILE = 'journal-stopped.json';
 
 /** True when the path is missing or a regular file with no block allocated (all hole). */
 async function holdsNoData(p: string): Promise<boolean> {
