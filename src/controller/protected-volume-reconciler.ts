@@ -194,7 +194,7 @@ function pvcSize(pvc: k8s.V1PersistentVolumeClaim): bigint {
   return parseByteQuantity(String(q));
 }
 
-interface WriterReport {
+export interface WriterReport {
   /** ns of the newest entry the node has made (journaled), as it last told the collector. */
   latestTimeNs?: bigint;
   latestSeq?: bigint;
@@ -204,7 +204,7 @@ interface WriterReport {
 }
 
 /** What the node side last reported about itself through the collector, when it did. */
-function writerOf(v: VolumeStatusView): WriterReport {
+export function writerOf(v: VolumeStatusView): WriterReport {
   const w = v.detail.writer as { latestTimeNs?: string; latestSeq?: string; durability?: string; problem?: string; problemMessage?: string } | undefined;
   if (!w) return {};
   return {
