@@ -1,10 +1,10 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { tempDir } from '../../test/helpers/journal-fixtures.js';
+import { loopbackCollector } from '../../test/helpers/loopback-collector.js';
 import { restoreToBuffer } from '../../test/integration/collector-store-model.js';
-import { startCollectorGrpc, type CollectorGrpcServer } from '../collector/grpc/server.js';
+import { startCollectorGrpc } from '../collector/grpc/server.js';
 import { storePort } from '../collector/grpc/store-adapter.js';
 import { CollectorStore } from '../collector/store/collector-store.js';
 import { openNodeVolume } from './node-volume.js';
@@ -14,22 +14,8 @@ import { waitFor } from '../../test/helpers/stream-fixtures.js';
 const MiB = 1024 * 1024;
 const SIZE = 16 * MiB;
 const TOKEN = 'flush-sync-token';
-const dirs: string[] = [];
-let store: CollectorStore;
-let server: CollectorGrpcServer;
-
-beforeAll(async () => {
-  const root = tempDir('rewind-flush-sync-collector-');
-  dirs.push(root);
-  store = await CollectorStore.open(root);
-  server = await startCollectorGrpc({ store: storePort(store), listen: { host: '127.0.0.1', port: 0 }, allowPlaintext: true });
-});
-
-afterAll(async () => {
-  await server?.close();
-  await store?.close();
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
+const collector = loopbackCollector('rewind-flush-sync-collector-');
+const dirs = collector.dirs;
 
 describe('node volume: flush-sync under the dirty-bitmap full policy', () => {
   it('a FLUSH after writes the full spool sent to the dirty bitmap completes only once the collector holds them, restorable exactly', async () => {
@@ -44,7 +30,7 @@ describe('node volume: flush-sync under the dirty-bitmap full policy', () => {
       fullPolicy: 'dirty-bitmap',
       mode: 'flush-sync',
       // Slower than the writes below: the spool fills and writes go to the bitmap.
-      collector: { target: { address: server.address, allowPlaintext: true }, token: TOKEN, bandwidthBytesPerSec: 4 * MiB },
+      collector: { target: { address: collector.server.address, allowPlaintext: true }, token: TOKEN, bandwidthBytesPerSec: 4 * MiB },
       connectTimeoutMs: 10_000,
       // The promise itself, without a deadline (flush-wait.ts).
       flushWait: { timeoutMs: 0, policy: 'async' },
@@ -60,7 +46,7 @@ describe('node volume: flush-sync under the dirty-bitmap full policy', () => {
       expect(vol.spool.divertedWrites).toBeGreaterThan(0);
       await vol.backend.flush();
       // Right after the FLUSH: the collector's newest point is exact and holds every write.
-      const v = store.volume('fsd')!;
+      const v = collector.store.volume('fsd')!;
       const img = await restoreToBuffer(v, { seq: v.durableSeq });
       expect(img.subarray(0, 8 * MiB).equals(written.subarray(0, 8 * MiB))).toBe(true);
     } finally {

@@ -1,36 +1,20 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { tempDir } from '../../test/helpers/journal-fixtures.js';
+import { loopbackCollector } from '../../test/helpers/loopback-collector.js';
 import { PowerCut } from '../../test/helpers/power-cut.js';
 import { waitFor } from '../../test/helpers/stream-fixtures.js';
 import { restoreToBuffer } from '../../test/integration/collector-store-model.js';
-import { startCollectorGrpc, type CollectorGrpcServer } from '../collector/grpc/server.js';
-import { storePort } from '../collector/grpc/store-adapter.js';
-import { CollectorStore } from '../collector/store/collector-store.js';
 import { openNodeVolume, type NodeVolumeOptions } from './node-volume.js';
 import { readSpoolState, writeSpoolState } from './spool-state.js';
 
 const MiB = 1024 * 1024;
 const SIZE = 4 * MiB;
 const TOKEN = 'power-cut-token';
-const dirs: string[] = [];
-let store: CollectorStore;
-let server: CollectorGrpcServer;
-
-beforeAll(async () => {
-  const root = tempDir('rewind-power-cut-collector-');
-  dirs.push(root);
-  store = await CollectorStore.open(root);
-  server = await startCollectorGrpc({ store: storePort(store), listen: { host: '127.0.0.1', port: 0 }, allowPlaintext: true });
-});
-
-afterAll(async () => {
-  await server?.close();
-  await store?.close();
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
+const collector = loopbackCollector('rewind-power-cut-collector-');
+const dirs = collector.dirs;
 
 const opts = (root: string, name: string): NodeVolumeOptions => ({
   name,
@@ -40,7 +24,7 @@ const opts = (root: string, name: string): NodeVolumeOptions => ({
   spoolMaxBytes: 64 * MiB,
   fullPolicy: 'block',
   mode: 'flush-sync',
-  collector: { target: { address: server.address, allowPlaintext: true }, token: TOKEN },
+  collector: { target: { address: collector.server.address, allowPlaintext: true }, token: TOKEN },
   connectTimeoutMs: 10_000,
 });
 
@@ -86,7 +70,7 @@ describe('node volume: a power cut (flush-sync)', () => {
       expect(device.subarray(0, 2 * MiB).equals(flushed.subarray(0, 2 * MiB))).toBe(true);
       // …and restorable from the collector, at a mark taken after the restart.
       const m = await after.mark('after-cut');
-      const img = await restoreToBuffer(store.volume('pc1')!, { seq: m.seq });
+      const img = await restoreToBuffer(collector.store.volume('pc1')!, { seq: m.seq });
       expect(img.subarray(0, 2 * MiB).equals(flushed.subarray(0, 2 * MiB))).toBe(true);
       expect(img.equals(device)).toBe(true);
     } finally {
